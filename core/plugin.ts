@@ -1,0 +1,131 @@
+// The plugin contract. A plugin module exports one PluginDefinition; the
+// runtime wraps every instance in a "running" wrapper that owns scheduling,
+// filtering, buffering, retry and self-metrics, so plugins never do.
+
+import type { Event, FieldValue, LogEvent, MetricEvent, MetricType } from './events.ts';
+import type { Logger } from './log.ts';
+import type { HttpMount } from './http.ts';
+
+export type PluginKind = 'input' | 'service_input' | 'processor' | 'output';
+
+/** JSON Schema object for a plugin's own options (the runtime adds the common keys). */
+export interface PluginSchema {
+  type: 'object';
+  description?: string;
+  properties: Record<string, Record<string, unknown>>;
+  required?: string[];
+  additionalProperties: false;
+  [key: string]: unknown;
+}
+
+export interface PluginContext {
+  /** The instance id (config `id`, or the type, numbered when repeated). */
+  id: string;
+  log: Logger;
+  /** A directory this instance owns for state such as checkpoints (created on demand by the plugin). */
+  dataDir: string;
+  /** The agent's HTTP server, where plugins mount routes and WebSocket endpoints. */
+  http: HttpMount;
+  /** The agent's host name, for tagging. */
+  hostname: string;
+  /** Aborted when the instance is being stopped. */
+  signal: AbortSignal;
+}
+
+/** A checkpoint that must be saved once the events carrying it are delivered. */
+export interface Checkpoint {
+  /** The input instance id that owns it. */
+  input: string;
+  /** What it is a position of, e.g. a container id. */
+  key: string;
+  /** Opaque, JSON-serialisable position. */
+  value: unknown;
+}
+
+export interface TrackedEmit {
+  /** Saved by outputs that can store it atomically with the events (the DuckDB output). */
+  checkpoint?: Checkpoint;
+  /**
+   * Called once every output that received these events has written them, or
+   * dropped them on purpose (permanent error, buffer overflow, filtered out).
+   * Only then may the input advance its own checkpoint.
+   */
+  onDelivered?: () => void;
+}
+
+/** What inputs use to hand events to the pipeline. Never blocks. */
+export interface Accumulator {
+  emit(event: Event): void;
+  emitMany(events: Event[]): void;
+  /** Emits events whose delivery the input wants to know about (end-to-end acknowledgement). */
+  emitTracked(events: Event[], track: TrackedEmit): void;
+  log(partial: Partial<LogEvent> & { message: string }): void;
+  metric(name: string, fields: Record<string, FieldValue>, tags?: Record<string, string>, opts?: { type?: MetricType; timestamp?: bigint }): void;
+  /** Reports a per-event problem without logging each one (counted in self-metrics). */
+  error(err: unknown): void;
+}
+
+/** Pull input: the runtime calls gather every `interval` (with jitter), never twice at once. */
+export interface PullInput {
+  start?(): Promise<void>;
+  gather(acc: Accumulator): Promise<void>;
+  stop?(): Promise<void>;
+}
+
+/** Service input: pushes events on its own (log followers, listeners). */
+export interface ServiceInput {
+  start(acc: Accumulator): Promise<void>;
+  /** May be called twice or without start; nothing is emitted after it resolves. */
+  stop(): Promise<void>;
+}
+
+/** Processor: events in, events out, in config order. Synchronous for throughput. */
+export interface Processor {
+  start?(): Promise<void>;
+  /** Return the (possibly modified) event, several events, or null to drop it. */
+  process(event: Event): Event | Event[] | null | undefined;
+  stop?(): Promise<void>;
+}
+
+export interface WriteContext {
+  /** Latest checkpoint per (input, key) of the events in this batch, to commit with them if the output can. */
+  checkpoints: Checkpoint[];
+}
+
+/** Output: start, write a batch, stop. The runtime batches, buffers and retries. */
+export interface Output {
+  start?(): Promise<void>;
+  /** Throw RetryableError (or any error) to have the batch retried; PermanentError to drop it. */
+  write(events: Event[], ctx: WriteContext): Promise<void>;
+  /** Called after the last write during shutdown. */
+  stop?(): Promise<void>;
+}
+
+interface DefinitionBase<C> {
+  /** The config `type`, lower_snake_case. */
+  type: string;
+  /** One line for `opshub plugins`. */
+  description: string;
+  schema: PluginSchema;
+}
+
+export type PluginDefinition<C = any> =
+  | (DefinitionBase<C> & { kind: 'input'; create(config: C, ctx: PluginContext): PullInput })
+  | (DefinitionBase<C> & { kind: 'service_input'; create(config: C, ctx: PluginContext): ServiceInput })
+  | (DefinitionBase<C> & { kind: 'processor'; create(config: C, ctx: PluginContext): Processor })
+  | (DefinitionBase<C> & { kind: 'output'; create(config: C, ctx: PluginContext): Output });
+
+/** An error for which retrying cannot help: the batch is dropped and counted. */
+export class PermanentError extends Error {
+  override name = 'PermanentError';
+}
+
+/** An error worth retrying, optionally after a delay the peer asked for (Retry-After). */
+export class RetryableError extends Error {
+  override name = 'RetryableError';
+  constructor(message: string, readonly retryAfterMs?: number) {
+    super(message);
+  }
+}
+
+export type { Event, LogEvent, MetricEvent };

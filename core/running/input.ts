@@ -1,0 +1,170 @@
+// The running wrappers of inputs. A pull input is gathered every interval
+// (plus jitter), never twice at once; a failed gather is logged once,
+// counted, and retried on the next tick. A service input is started and
+// stopped. Both hand events to the pipeline through an Accumulator that adds
+// the instance's tags and refuses events after stop.
+
+import type { PluginInstanceConfig } from '../config.ts';
+import { Delivery, type Envelope } from '../delivery.ts';
+import { makeLog, makeMetric, type Event } from '../events.ts';
+import type { Logger } from '../log.ts';
+import { errorMessage } from '../log.ts';
+import type { Accumulator, PullInput, ServiceInput } from '../plugin.ts';
+
+export type Sink = (envs: Envelope[]) => void;
+
+export interface InputStats {
+  events: number;
+  errors: number;
+  gathers: number;
+  gathers_skipped: number;
+  gather_seconds: number;
+  last_gather_ms?: number;
+}
+
+export class RunningInput {
+  readonly id: string;
+  readonly type: string;
+  readonly stats: InputStats = { events: 0, errors: 0, gathers: 0, gathers_skipped: 0, gather_seconds: 0 };
+  private open = false;
+  private started = false;
+  private timer?: NodeJS.Timeout;
+  private gathering?: Promise<void>;
+  private failing = false;
+  readonly acc: Accumulator;
+
+  constructor(
+    readonly config: PluginInstanceConfig,
+    readonly plugin: PullInput | ServiceInput,
+    private sink: Sink,
+    private log: Logger,
+    private onStopped: () => void = () => undefined,
+  ) {
+    this.id = config.id;
+    this.type = config.type;
+    this.acc = this.makeAccumulator();
+  }
+
+  private tag(event: Event): Event {
+    const extra = this.config.tags;
+    for (const k in extra) {
+      if (event.kind === 'log') event.labels[k] ??= extra[k]!;
+      else event.tags[k] ??= extra[k]!;
+    }
+    return event;
+  }
+
+  private makeAccumulator(): Accumulator {
+    const send = (events: Event[], delivery?: Delivery) => {
+      if (!this.open) return false;
+      this.stats.events += events.length;
+      this.sink(events.map((event) => ({ event: this.tag(event), input: this.id, delivery })));
+      return true;
+    };
+    return {
+      emit: (event) => void send([event]),
+      emitMany: (events) => void send(events),
+      emitTracked: (events, track) => {
+        const delivery = new Delivery(track);
+        if (send(events, delivery)) delivery.release(); // fan-out done
+      },
+      log: (partial) => void send([makeLog({ source: this.id, ...partial })]),
+      metric: (name, fields, tags, opts) => void send([makeMetric(name, fields, tags, opts)]),
+      error: (err) => {
+        this.stats.errors++;
+        this.log.debug(errorMessage(err));
+      },
+    };
+  }
+
+  get isPull(): boolean {
+    return this.config.kind === 'input';
+  }
+
+  async start(jitter: () => number = Math.random): Promise<void> {
+    this.open = true;
+    this.started = true;
+    if (this.isPull) {
+      const plugin = this.plugin as PullInput;
+      await plugin.start?.();
+      const tick = () => {
+        const delay = this.config.jitterMs > 0 ? Math.floor(jitter() * this.config.jitterMs) : 0;
+        setTimeout(() => this.gatherOnce(), delay).unref();
+      };
+      this.timer = setInterval(tick, this.config.intervalMs);
+      this.timer.unref();
+      tick();
+    } else {
+      await (this.plugin as ServiceInput).start(this.acc);
+    }
+  }
+
+  /** Runs one gather unless one is still running. Resolves when it ends. */
+  gatherOnce(): Promise<void> {
+    if (!this.open) return Promise.resolve();
+    if (this.gathering) {
+      this.stats.gathers_skipped++;
+      this.log.once('overlap', 'warn', `gather takes longer than the interval (${this.config.intervalMs} ms); skipping ticks`);
+      return this.gathering;
+    }
+    const started = performance.now();
+    this.gathering = (this.plugin as PullInput)
+      .gather(this.acc)
+      .then(
+        () => {
+          if (!this.failing) return;
+          this.failing = false;
+          this.log.clear('gather');
+          this.log.info('gather recovered');
+        },
+        (err) => {
+          this.failing = true;
+          this.stats.errors++;
+          this.log.once('gather', 'error', `gather failed (will retry every interval, logged once): ${errorMessage(err)}`);
+        },
+      )
+      .finally(() => {
+        this.stats.gathers++;
+        this.stats.gather_seconds += (performance.now() - started) / 1000;
+        this.stats.last_gather_ms = Date.now();
+        this.gathering = undefined;
+      });
+    return this.gathering;
+  }
+
+  /** For `opshub test`: gathers once (pull) or listens for `waitMs` (service), then stops. */
+  async collectOnce(waitMs: number): Promise<void> {
+    if (!this.isPull) {
+      await this.start();
+      await new Promise((r) => setTimeout(r, waitMs));
+      return this.stop();
+    }
+    this.open = true;
+    this.started = true;
+    try {
+      await (this.plugin as PullInput).start?.();
+      await (this.plugin as PullInput).gather(this.acc);
+    } finally {
+      await this.stop();
+    }
+  }
+
+  /** Stops gathering and the plugin; nothing is emitted afterwards. Safe twice. */
+  async stop(): Promise<void> {
+    if (!this.started) {
+      await this.plugin.stop?.().catch(() => undefined);
+      return;
+    }
+    this.started = false;
+    if (this.timer) clearInterval(this.timer);
+    if (this.gathering) await this.gathering;
+    try {
+      await this.plugin.stop?.();
+    } catch (err) {
+      this.log.error(`stop failed: ${errorMessage(err)}`);
+    } finally {
+      this.open = false;
+      this.onStopped();
+    }
+  }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the real programs the tests talk to, from Debian's packages, when
+# they are missing: promtool/prometheus. Each plugin's set-up script adds its
+# own peers (Docker: scripts/ensure-docker.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+if ((${#need[@]})); then
+  echo "installing ${need[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [[ -f scripts/ensure-docker.sh ]]; then bash scripts/ensure-docker.sh; fi
