@@ -32,19 +32,29 @@ export interface PluginContext {
   signal: AbortSignal;
 }
 
-/** A checkpoint that must be saved once the events carrying it are delivered. */
+/**
+ * A position in an input's source (e.g. a line of a container's log), saved
+ * once the events up to it are delivered.
+ */
 export interface Checkpoint {
   /** The input instance id that owns it. */
   input: string;
-  /** What it is a position of, e.g. a container id. */
+  /** What it is a position in, e.g. a container id. */
   key: string;
-  /** Opaque, JSON-serialisable position. */
+  /** Opaque, JSON-serialisable position the input resumes from. */
   value: unknown;
+  /**
+   * Sort key: positions of one (input, key) compare by plain string order
+   * (e.g. zero-padded "<timestamp ns>:<index>"). Outputs that store positions
+   * with their rows (the DuckDB output) skip events at or before the position
+   * they committed, which makes them exactly-once across restarts.
+   */
+  order: string;
 }
 
 export interface TrackedEmit {
-  /** Saved by outputs that can store it atomically with the events (the DuckDB output). */
-  checkpoint?: Checkpoint;
+  /** The position of each event (same order as the events); events without one may be left undefined. */
+  positions?: Array<Checkpoint | undefined>;
   /**
    * Called once every output that received these events has written them, or
    * dropped them on purpose (permanent error, buffer overflow, filtered out).
@@ -88,8 +98,10 @@ export interface Processor {
 }
 
 export interface WriteContext {
-  /** Latest checkpoint per (input, key) of the events in this batch, to commit with them if the output can. */
+  /** Highest position per (input, key) among the events of this batch, to commit with them if the output can. */
   checkpoints: Checkpoint[];
+  /** The position of each event of the batch (same order), where its input tracks one. */
+  positions: Array<Checkpoint | undefined>;
 }
 
 /** Output: start, write a batch, stop. The runtime batches, buffers and retries. */

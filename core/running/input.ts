@@ -9,7 +9,7 @@ import { Delivery, type Envelope } from '../delivery.ts';
 import { makeLog, makeMetric, type Event } from '../events.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../log.ts';
-import type { Accumulator, PullInput, ServiceInput } from '../plugin.ts';
+import type { Accumulator, PullInput, ServiceInput, TrackedEmit } from '../plugin.ts';
 
 export type Sink = (envs: Envelope[]) => void;
 
@@ -55,10 +55,10 @@ export class RunningInput {
   }
 
   private makeAccumulator(): Accumulator {
-    const send = (events: Event[], delivery?: Delivery) => {
+    const send = (events: Event[], delivery?: Delivery, positions?: TrackedEmit['positions']) => {
       if (!this.open) return false;
       this.stats.events += events.length;
-      this.sink(events.map((event) => ({ event: this.tag(event), input: this.id, delivery })));
+      this.sink(events.map((event, i) => ({ event: this.tag(event), input: this.id, delivery, position: positions?.[i] })));
       return true;
     };
     return {
@@ -66,7 +66,7 @@ export class RunningInput {
       emitMany: (events) => void send(events),
       emitTracked: (events, track) => {
         const delivery = new Delivery(track);
-        if (send(events, delivery)) delivery.release(); // fan-out done
+        if (send(events, delivery, track.positions)) delivery.release(); // fan-out done
       },
       log: (partial) => void send([makeLog({ source: this.id, ...partial })]),
       metric: (name, fields, tags, opts) => void send([makeMetric(name, fields, tags, opts)]),

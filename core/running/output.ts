@@ -65,7 +65,7 @@ export class RunningOutput {
       this.drop([env], 'overflow');
       return;
     }
-    env.delivery?.acquire(this, env);
+    env.delivery?.acquire();
     this.buffer.push(env);
     if (this.bufferSize > this.config.bufferLimit) {
       const oldest = this.buffer[this.head]!;
@@ -141,12 +141,13 @@ export class RunningOutput {
   }
 
   private async writeWithRetry(batch: Envelope[]): Promise<void> {
-    const checkpoints = checkpointsFor(batch, this);
+    const checkpoints = checkpointsFor(batch);
+    const positions = batch.map((e) => e.position);
     const events = batch.map((e) => e.event);
     for (let attempt = 0; ; attempt++) {
       const started = performance.now();
       try {
-        await this.plugin.write(events, { checkpoints });
+        await this.plugin.write(events, { checkpoints, positions });
         this.stats.write_seconds += (performance.now() - started) / 1000;
         this.stats.written += batch.length;
         this.stats.batches++;
