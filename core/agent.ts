@@ -55,7 +55,7 @@ export class Agent {
       throw err;
     }
     agent.scheduleSelfMetrics();
-    if (opts.watch !== false) agent.watchFile();
+    if (opts.watch !== false) await agent.watchFile();
     agent.log.info(`started: ${config.inputs.length} inputs, ${config.processors.length} processors, ${config.outputs.length} outputs from ${opts.file}`);
     return agent;
   }
@@ -72,13 +72,15 @@ export class Agent {
     this.pipeline.ingest(this.pipeline.selfMetrics().map((event) => ({ event, input: 'internal' })));
   }
 
-  private watchFile(): void {
+  /** Resolves once the watcher is ready, so a change made right after start is seen. */
+  private watchFile(): Promise<void> {
     this.watcher = watch(this.opts.file, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 100, pollInterval: 50 } });
     this.watcher.on('all', (eventName) => {
       if (eventName !== 'change' && eventName !== 'add') return;
       clearTimeout(this.debounce);
       this.debounce = setTimeout(() => void this.reload(), 100);
     });
+    return new Promise((resolve) => this.watcher!.once('ready', () => resolve()));
   }
 
   /** Reloads the file; resolves true when the new pipeline runs, false when the old one stays. */

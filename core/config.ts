@@ -235,6 +235,10 @@ function ajvIssues(errors: ErrorObject[], loc: Locator, data: any): ConfigIssue[
   return out;
 }
 
+function byPosition(issues: ConfigIssue[]): ConfigIssue[] {
+  return issues.sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
 function pushUnique(out: ConfigIssue[], seen: Set<string>, issue: ConfigIssue): void {
   const key = formatIssue(issue);
   if (!seen.has(key)) {
@@ -291,7 +295,7 @@ export async function loadConfig(file: string, opts: LoadOptions): Promise<Pipel
 
   const ajv = createAjv();
   const validate = ajv.compile(composeSchema(plugins));
-  if (!validate(data)) throw new ConfigError(ajvIssues(validate.errors ?? [], loc, data));
+  if (!validate(data)) throw new ConfigError(byPosition(ajvIssues(validate.errors ?? [], loc, data)));
 
   // Rules that span fields, checked after the schema.
   const agent = data.agent as AgentConfig;

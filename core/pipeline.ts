@@ -214,10 +214,12 @@ export class Pipeline {
 
     // 4. Inputs: changed or removed ones stop before their successors start.
     const wanted = new Map(config.inputs.map((c) => [c.id, c]));
+    const stoppedInputs: RunningInput[] = [];
     for (const [id, running] of [...this.inputs]) {
       const cfg = wanted.get(id);
       if (!cfg || cfg.fingerprint !== running.config.fingerprint) {
         await running.stop();
+        stoppedInputs.push(running);
         this.inputs.delete(id);
       }
     }
@@ -245,11 +247,13 @@ export class Pipeline {
           this.release(o);
         }),
     );
+    await Promise.all(stoppedInputs.map((i) => i.close()));
   }
 
   /** Stops inputs, then processors, then flushes and stops outputs within the deadline. Safe twice. */
   async stop(deadlineMs = this.shutdownMs): Promise<void> {
-    await Promise.all([...this.inputs.values()].map((i) => i.stop()));
+    const inputs = [...this.inputs.values()];
+    await Promise.all(inputs.map((i) => i.stop()));
     this.inputs.clear();
     for (const p of this.processors) {
       await p.plugin.stop?.().catch(() => undefined);
@@ -264,6 +268,7 @@ export class Pipeline {
         this.release(o);
       }),
     );
+    await Promise.all(inputs.map((i) => i.close()));
   }
 
   /** The agent's own health as opshub_* metric events. */

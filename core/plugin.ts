@@ -80,6 +80,8 @@ export interface PullInput {
   start?(): Promise<void>;
   gather(acc: Accumulator): Promise<void>;
   stop?(): Promise<void>;
+  /** See ServiceInput.close. */
+  close?(): Promise<void>;
 }
 
 /** Service input: pushes events on its own (log followers, listeners). */
@@ -87,6 +89,13 @@ export interface ServiceInput {
   start(acc: Accumulator): Promise<void>;
   /** May be called twice or without start; nothing is emitted after it resolves. */
   stop(): Promise<void>;
+  /**
+   * Called once, after every output has drained at shutdown (or after the
+   * instance was removed by a reload and the outputs flushed): deliveries
+   * acknowledged during the drain arrive before it, so an input keeps its
+   * checkpoint store open until here and saves the last positions.
+   */
+  close?(): Promise<void>;
 }
 
 /** Processor: events in, events out, in config order. Synchronous for throughput. */

@@ -137,7 +137,8 @@ export class RunningInput {
     if (!this.isPull) {
       await this.start();
       await new Promise((r) => setTimeout(r, waitMs));
-      return this.stop();
+      await this.stop();
+      return this.close();
     }
     this.open = true;
     this.started = true;
@@ -146,6 +147,16 @@ export class RunningInput {
       await (this.plugin as PullInput).gather(this.acc);
     } finally {
       await this.stop();
+      await this.close();
+    }
+  }
+
+  /** After the outputs drained: lets the plugin save acknowledgements that came in meanwhile. */
+  async close(): Promise<void> {
+    try {
+      await this.plugin.close?.();
+    } catch (err) {
+      this.log.error(`close failed: ${errorMessage(err)}`);
     }
   }
 

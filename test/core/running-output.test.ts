@@ -1,0 +1,175 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { PluginInstanceConfig } from '../../core/config.ts';
+import { Delivery, type Envelope } from '../../core/delivery.ts';
+import { makeLog, type Event } from '../../core/events.ts';
+import { createLogger, type LogRecord } from '../../core/log.ts';
+import { PermanentError, RetryableError, type Output } from '../../core/plugin.ts';
+import { RunningOutput } from '../../core/running/output.ts';
+import { waitFor } from '../helpers.ts';
+
+function outputConfig(over: Partial<PluginInstanceConfig> = {}): PluginInstanceConfig {
+  return {
+    id: 'out', type: 'test', kind: 'output', definition: undefined as never, options: {}, dataDir: '/tmp',
+    intervalMs: 1000, jitterMs: 0, tags: {}, batchSize: 100, flushIntervalMs: 3_600_000, bufferLimit: 1000,
+    retryInitialMs: 5, retryMaxMs: 50, fingerprint: '', ...over,
+  };
+}
+
+const line = (n: number): Envelope => ({ event: makeLog({ message: `line ${n}` }), input: 'in' });
+const texts = (events: Event[]) => events.map((e) => (e.kind === 'log' ? e.message : e.name));
+
+function recorder(behaviour: (attempt: number, events: Event[]) => Promise<void> | void = () => undefined) {
+  const written: Event[] = [];
+  let attempts = 0;
+  const plugin: Output = {
+    async write(events) {
+      await behaviour(attempts++, events);
+      written.push(...events);
+    },
+  };
+  return { plugin, written, attempts: () => attempts };
+}
+
+function quietLog(records: LogRecord[] = []) {
+  return createLogger({ level: 'debug', sink: (r) => records.push(r) });
+}
+
+test('a full buffer drops the oldest events and counts them', async () => {
+  const rec = recorder();
+  const out = new RunningOutput(outputConfig({ bufferLimit: 5 }), rec.plugin, quietLog());
+  await out.start();
+  for (let i = 0; i < 12; i++) out.push(line(i));
+  assert.equal(out.bufferSize, 5);
+  assert.equal(out.stats.dropped, 7);
+  assert.equal(out.stats.dropped_overflow, 7);
+  await out.stop(1000);
+  assert.deepEqual(texts(rec.written), ['line 7', 'line 8', 'line 9', 'line 10', 'line 11']);
+});
+
+test('a failing write is retried with backoff until it succeeds, once and in order', async () => {
+  const rec = recorder((attempt) => {
+    if (attempt < 3) throw new Error('connection refused');
+  });
+  const out = new RunningOutput(outputConfig({ batchSize: 3 }), rec.plugin, quietLog());
+  await out.start();
+  for (let i = 0; i < 6; i++) out.push(line(i));
+  await waitFor(() => rec.written.length === 6, 5000, 'all lines written');
+  assert.deepEqual(texts(rec.written), ['line 0', 'line 1', 'line 2', 'line 3', 'line 4', 'line 5']);
+  assert.equal(out.stats.write_errors, 3);
+  assert.equal(out.stats.written, 6);
+  assert.equal(out.stats.dropped, 0);
+  await out.stop(1000);
+});
+
+test('Retry-After from the peer is honoured before the next attempt', async () => {
+  const times: number[] = [];
+  const rec = recorder((attempt) => {
+    times.push(performance.now());
+    if (attempt === 0) throw new RetryableError('429 too many requests', 300);
+  });
+  const out = new RunningOutput(outputConfig({ batchSize: 1, retryMaxMs: 10_000 }), rec.plugin, quietLog());
+  await out.start();
+  out.push(line(0));
+  await waitFor(() => rec.written.length === 1, 5000);
+  assert.ok(times[1]! - times[0]! >= 290, `waited ${times[1]! - times[0]!} ms`);
+  await out.stop(1000);
+});
+
+test('a permanent error drops that batch, counts it, logs once and goes on', async () => {
+  const logs: LogRecord[] = [];
+  const rec = recorder((_attempt, events) => {
+    if (texts(events).some((t) => t.startsWith('bad'))) throw new PermanentError('400 entry too far behind');
+  });
+  const out = new RunningOutput(outputConfig({ batchSize: 2 }), rec.plugin, quietLog(logs));
+  await out.start();
+  out.push({ event: makeLog({ message: 'bad 1' }), input: 'in' });
+  out.push(line(1));
+  out.push({ event: makeLog({ message: 'bad 2' }), input: 'in' });
+  out.push(line(2));
+  out.push(line(3));
+  out.push(line(4));
+  await waitFor(() => rec.written.length === 2 && out.stats.dropped === 4, 5000);
+  assert.deepEqual(texts(rec.written), ['line 3', 'line 4']);
+  assert.equal(out.stats.dropped_permanent, 4);
+  assert.equal(logs.filter((l) => l.message.includes('retrying cannot help')).length, 1);
+  await out.stop(1000);
+});
+
+test('stop flushes a partial batch before the flush interval', async () => {
+  const rec = recorder();
+  const out = new RunningOutput(outputConfig({ batchSize: 1000 }), rec.plugin, quietLog());
+  await out.start();
+  for (let i = 0; i < 3; i++) out.push(line(i));
+  assert.equal(rec.written.length, 0);
+  await out.stop(1000);
+  assert.deepEqual(texts(rec.written), ['line 0', 'line 1', 'line 2']);
+  await out.stop(1000); // twice is fine
+});
+
+test('stop gives up on a dead peer at the deadline and counts what is left', async () => {
+  const rec = recorder(() => {
+    throw new Error('down');
+  });
+  const out = new RunningOutput(outputConfig({ batchSize: 2 }), rec.plugin, quietLog());
+  await out.start();
+  for (let i = 0; i < 5; i++) out.push(line(i));
+  const started = Date.now();
+  await out.stop(300);
+  assert.ok(Date.now() - started < 3000);
+  assert.equal(out.stats.written, 0);
+  assert.equal(out.stats.dropped, 5);
+});
+
+test('the flush interval writes a partial batch', async () => {
+  const rec = recorder();
+  const out = new RunningOutput(outputConfig({ batchSize: 1000, flushIntervalMs: 50 }), rec.plugin, quietLog());
+  await out.start();
+  out.push(line(0));
+  await waitFor(() => rec.written.length === 1, 5000);
+  await out.stop(1000);
+});
+
+test('delivery is acknowledged only once written, or dropped on purpose', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const rec = recorder(() => gate);
+  const out = new RunningOutput(outputConfig({ batchSize: 2 }), rec.plugin, quietLog());
+  await out.start();
+  let delivered = 0;
+  const delivery = new Delivery({ onDelivered: () => delivered++ });
+  out.push({ ...line(0), delivery });
+  out.push({ ...line(1), delivery });
+  delivery.release(); // fan-out done
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(delivered, 0, 'not before the write completes');
+  release();
+  await waitFor(() => delivered === 1, 5000);
+
+  const dropped = new Delivery({ onDelivered: () => delivered++ });
+  const small = new RunningOutput(outputConfig({ bufferLimit: 1 }), recorder().plugin, quietLog());
+  small.push({ ...line(2), delivery: dropped });
+  small.push(line(3)); // pushes line 2 out of the buffer
+  dropped.release();
+  assert.equal(delivered, 2, 'an overflow drop acknowledges too');
+  await out.stop(1000);
+  await small.stop(1000);
+});
+
+test('each batch carries the highest position per source for stores that commit them', async () => {
+  const seen: Array<{ checkpoints: unknown; positions: unknown[] }> = [];
+  const out = new RunningOutput(outputConfig({ batchSize: 3 }), {
+    async write(_events, ctx) {
+      seen.push({ checkpoints: ctx.checkpoints, positions: ctx.positions });
+    },
+  }, quietLog());
+  await out.start();
+  const pos = (key: string, order: string) => ({ input: 'in', key, value: order, order });
+  out.push({ ...line(0), position: pos('a', '001') });
+  out.push({ ...line(1), position: pos('b', '005') });
+  out.push({ ...line(2), position: pos('a', '002') });
+  await waitFor(() => seen.length === 1, 5000);
+  assert.deepEqual(seen[0]!.checkpoints, [pos('a', '002'), pos('b', '005')]);
+  assert.equal(seen[0]!.positions.length, 3);
+  await out.stop(1000);
+});
