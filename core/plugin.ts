@@ -128,6 +128,8 @@ interface DefinitionBase<C> {
   /** One line for `opshub plugins`. */
   description: string;
   schema: PluginSchema;
+  /** A minimal valid config (besides `type`) where some options are required; used by docs and the conformance test. */
+  example?: Record<string, unknown>;
 }
 
 export type PluginDefinition<C = any> =
