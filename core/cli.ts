@@ -25,7 +25,7 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const { values } = parseArgs({
     args: rest,
-    options: { config: { type: 'string', short: 'c', default: process.env.OPSHUB_CONFIG ?? 'config/opshub.yaml' }, wait: { type: 'string', default: '2s' }, help: { type: 'boolean', short: 'h' } },
+    options: { config: { type: 'string', short: 'c', default: process.env.OPSHUB_CONFIG || 'config/opshub.yaml' }, wait: { type: 'string', default: '2s' }, help: { type: 'boolean', short: 'h' } },
     allowPositionals: true,
   });
   const file = values.config!;
