@@ -64,3 +64,26 @@ test('opshub plugins and opshub schema describe the built-ins', async () => {
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command "frobnicate"/);
 });
+
+test('opshub run reloads on SIGHUP and keeps running', async () => {
+  const { spawn } = await import('node:child_process');
+  const tmp = tempDir();
+  try {
+    const file = path.join(tmp.dir, 'p.yaml');
+    writeFileSync(file, 'agent:\n  self_metrics: false\n  http:\n    listen: 127.0.0.1:0\noutputs:\n  - type: stdout\n');
+    const child = spawn(process.execPath, ['bin/opshub.mjs', 'run', '-c', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const until = async (text: string) => {
+      for (let i = 0; i < 400 && !stderr.includes(text); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(stderr.includes(text), `expected "${text}" in:\n${stderr}`);
+    };
+    await until('started:');
+    child.kill('SIGHUP');
+    await until(`reloaded ${file}`);
+    child.kill('SIGTERM');
+    assert.equal(await new Promise((resolve) => child.on('exit', resolve)), 0);
+  } finally {
+    tmp.cleanup();
+  }
+});
