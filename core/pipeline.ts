@@ -219,8 +219,12 @@ export class Pipeline {
       const cfg = wanted.get(id);
       if (!cfg || cfg.fingerprint !== running.config.fingerprint) {
         await running.stop();
-        stoppedInputs.push(running);
         this.inputs.delete(id);
+        if (cfg) {
+          // Its successor reads the same checkpoints: let the old one save its last acknowledgements first.
+          await running.settled(this.shutdownMs);
+          await running.close();
+        } else stoppedInputs.push(running);
       }
     }
     for (const cfg of config.inputs) {

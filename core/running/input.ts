@@ -31,6 +31,9 @@ export class RunningInput {
   private timer?: NodeJS.Timeout;
   private gathering?: Promise<void>;
   private failing = false;
+  /** Tracked emits not yet acknowledged by every output. */
+  private inFlight = 0;
+  private idleWaiters: Array<() => void> = [];
   readonly acc: Accumulator;
 
   constructor(
@@ -65,7 +68,15 @@ export class RunningInput {
       emit: (event) => void send([event]),
       emitMany: (events) => void send(events),
       emitTracked: (events, track) => {
-        const delivery = new Delivery(track);
+        this.inFlight++;
+        const delivery = new Delivery({
+          ...track,
+          onDelivered: () => {
+            this.inFlight--;
+            track.onDelivered?.();
+            if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+          },
+        });
         if (send(events, delivery, track.positions)) delivery.release(); // fan-out done
       },
       log: (partial) => void send([makeLog({ source: this.id, ...partial })]),
@@ -149,6 +160,18 @@ export class RunningInput {
       await this.stop();
       await this.close();
     }
+  }
+
+  /** Resolves when every tracked emit is acknowledged, or after `timeoutMs`. */
+  async settled(timeoutMs: number): Promise<void> {
+    if (this.inFlight === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** After the outputs drained: lets the plugin save acknowledgements that came in meanwhile. */
