@@ -1,0 +1,534 @@
+// inputs.docker_logs: follows the logs of every (chosen) container through the
+// Docker Engine API, with a per-container checkpoint that advances only when
+// every output has the lines (end-to-end acknowledgement), so a restart —
+// kill -9 included — resumes exactly where the delivered lines end.
+//
+// Discovery: the events stream (start/destroy) plus a listing at connect.
+// Each container has a Follower: it opens GET /logs?follow&timestamps&since,
+// parses the stream (parse.ts), tracks positions (position.ts), emits each
+// chunk's lines as one tracked batch and saves the position once that batch
+// and all before it are delivered. Reading pauses while too many lines are
+// unacknowledged, so a slow output slows reading instead of overflowing.
+
+import Docker from 'dockerode';
+import { backoffDelay, sleep } from '../../../core/backoff.ts';
+import { CheckpointFile } from '../../../core/checkpoint.ts';
+import { parseRfc3339Ns, type LogEvent } from '../../../core/events.ts';
+import { errorMessage } from '../../../core/log.ts';
+import type { Accumulator, Checkpoint, PluginContext, PluginDefinition, ServiceInput } from '../../../core/plugin.ts';
+import { parseDuration, parseSize } from '../../../core/units.ts';
+import {
+  composeLabels,
+  containerFilter,
+  containerFilterSchema,
+  containerName,
+  dockerConnectionSchema,
+  dockerOptions,
+  endpointName,
+  isConnectionError,
+  jsonLines,
+  statusOf,
+  type ContainerFilter,
+  type ContainerFilterConfig,
+  type DockerConnectionConfig,
+} from '../../common/docker.ts';
+import { LogStreamParser, type ParsedLine } from './parse.ts';
+import { PositionTracker, sinceParam, type SavedPosition } from './position.ts';
+
+export interface DockerLogsConfig extends DockerConnectionConfig, ContainerFilterConfig {
+  include_stopped: boolean;
+  start_from: 'end' | 'beginning';
+  tail: number;
+  max_line_bytes: string;
+  max_pending_lines: number;
+}
+
+/** Saved per container id; META_KEY holds when the agent first read this engine. */
+interface Meta {
+  first: string;
+}
+const META_KEY = '~meta';
+
+/** How a follower starts reading a container it has no checkpoint for. */
+type Start = { saved: SavedPosition } | { floor: bigint } | { tail: number };
+
+interface FollowedView {
+  id: string;
+  name: string;
+  image: string;
+  reading: boolean;
+  lines: number;
+  unreadable: boolean;
+}
+
+class Follower {
+  name: string;
+  image = '';
+  tty = false;
+  labels: Record<string, string> = {};
+  private tracker?: PositionTracker;
+  private stream?: NodeJS.ReadableStream & { destroy?: () => void };
+  private opening = false;
+  private retryTimer?: NodeJS.Timeout;
+  private failures = 0;
+  /** Skipped by the filters, or not running and not wanted. */
+  idle = false;
+  destroyed = false;
+  unreadable = false;
+  released = false;
+  lines = 0;
+  // Batch being built from the current chunk.
+  private events: LogEvent[] = [];
+  private positions: Checkpoint[] = [];
+  // Emitted batches waiting for acknowledgement, oldest first.
+  private acks: Array<{ seq: number; position: SavedPosition; done: boolean }> = [];
+  private seq = 0;
+
+  constructor(
+    readonly id: string,
+    private readonly owner: DockerLogsInput,
+  ) {
+    this.name = id.slice(0, 12);
+  }
+
+  get reading(): boolean {
+    return !!this.stream;
+  }
+
+  /** Opens (or re-opens) the log stream, unless already open or not wanted. */
+  async open(): Promise<void> {
+    const o = this.owner;
+    if (this.stream || this.opening || this.destroyed || this.unreadable || o.stopped) return;
+    this.opening = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    try {
+      const container = o.docker!.getContainer(this.id);
+      const info = await container.inspect();
+      if (o.stopped || this.destroyed) return;
+      this.name = containerName(info.Name, this.id);
+      this.image = info.Config?.Image ?? info.Image ?? '';
+      this.tty = !!info.Config?.Tty;
+      const labels = info.Config?.Labels ?? {};
+      this.labels = { container: this.name, ...composeLabels(labels) };
+      if (!o.wants(this.name, labels, this.id)) {
+        this.idle = true;
+        return;
+      }
+      let start: Start | undefined;
+      if (this.tracker) start = { saved: this.tracker.position() };
+      else {
+        start = o.startFor(this.id, info);
+        if (!start) {
+          this.idle = true;
+          return;
+        }
+      }
+      this.idle = false;
+      const tracker =
+        'saved' in start ? new PositionTracker({ saved: start.saved }) : 'floor' in start ? new PositionTracker({ floor: start.floor }) : new PositionTracker({ floorFromFirstLine: true });
+      const query: Record<string, unknown> = { follow: true, stdout: true, stderr: true, timestamps: true };
+      if ('tail' in start) query.tail = start.tail;
+      else if (tracker.openSince > 0n) query.since = sinceParam(tracker.openSince);
+      const stream = (await container.logs(query as any)) as unknown as NodeJS.ReadableStream & { destroy: () => void };
+      if (o.stopped || this.destroyed) {
+        stream.destroy();
+        return;
+      }
+      this.tracker = tracker;
+      this.attach(stream, tracker);
+    } catch (err) {
+      this.failed(err);
+    } finally {
+      this.opening = false;
+    }
+  }
+
+  private attach(stream: NodeJS.ReadableStream & { destroy: () => void }, tracker: PositionTracker): void {
+    const o = this.owner;
+    const opened = Date.now();
+    this.stream = stream;
+    const parser = new LogStreamParser({
+      tty: this.tty,
+      maxLineBytes: o.maxLineBytes,
+      onLine: (line) => this.line(line, tracker),
+      onEngineError: (text) => o.ctx.log.once(`engine-error:${this.id}`, 'warn', `container ${this.name}: the engine reports: ${text}`),
+    });
+    if (o.paused) stream.pause();
+    stream.on('data', (chunk: Buffer) => {
+      if (this.stream !== stream || o.stopped) return;
+      parser.push(chunk);
+      this.flush();
+    });
+    let done = false;
+    const finish = (err?: Error) => {
+      if (done) return;
+      done = true;
+      if (this.stream !== stream) return;
+      this.stream = undefined;
+      if (o.stopped) return;
+      if (!err) {
+        // The container stopped: what is left is its last, unterminated output.
+        parser.end();
+        this.flush();
+      }
+      if (tracker.replayShort) {
+        o.ctx.log.once(`short:${this.id}`, 'warn', `container ${this.name}: its log holds fewer lines than when the checkpoint was saved (rotated or truncated meanwhile?); some lines may be missing`);
+      }
+      if (this.destroyed) return this.release();
+      if (err) return this.failed(err);
+      // Re-open at once if the container is running again (restart); a stream
+      // that keeps ending quickly backs off.
+      const quick = Date.now() - opened < 1000;
+      this.failures = quick ? this.failures + 1 : 0;
+      this.schedule(quick ? backoffDelay(this.failures, 100, 5000) : 0, true);
+    };
+    stream.on('end', () => finish());
+    stream.on('close', () => finish());
+    stream.on('error', (err: Error) => finish(err));
+  }
+
+  private line(line: ParsedLine, tracker: PositionTracker): void {
+    if (!tracker.accept(line.ts)) return;
+    const o = this.owner;
+    this.lines++;
+    const attributes: Record<string, unknown> = { container_id: this.id, image: this.image };
+    if (line.truncated) attributes.truncated = true;
+    this.events.push({
+      kind: 'log',
+      timestamp: line.ts,
+      source: this.name,
+      level: 'info',
+      message: line.text,
+      labels: { ...this.labels, stream: line.stream },
+      attributes,
+    });
+    this.positions.push({ input: o.ctx.id, key: this.id, value: tracker.position(), order: tracker.order() });
+  }
+
+  /** Emits the lines parsed from the last chunk as one tracked batch. */
+  private flush(): void {
+    if (!this.events.length) return;
+    const events = this.events;
+    const positions = this.positions;
+    this.events = [];
+    this.positions = [];
+    const seq = ++this.seq;
+    const entry = { seq, position: positions[positions.length - 1]!.value as SavedPosition, done: false };
+    this.acks.push(entry);
+    this.owner.sent(events.length);
+    this.owner.acc!.emitTracked(events, { positions, onDelivered: () => this.delivered(entry, events.length) });
+  }
+
+  private delivered(entry: { done: boolean }, n: number): void {
+    entry.done = true;
+    let last: SavedPosition | undefined;
+    while (this.acks.length && this.acks[0]!.done) last = this.acks.shift()!.position;
+    if (last && !this.destroyed) this.owner.checkpoints!.set(this.id, last);
+    this.owner.acknowledged(n);
+  }
+
+  private failed(err: unknown): void {
+    const o = this.owner;
+    if (o.stopped) return;
+    const status = statusOf(err);
+    const text = errorMessage(err);
+    if (status === 404) {
+      this.destroyed = true;
+      return this.release();
+    }
+    if (status === 501 || /does not support reading|not support reading/i.test(text)) {
+      this.unreadable = true;
+      o.ctx.log.once(`unreadable:${this.id}`, 'warn', `container ${this.name}: its log driver cannot be read through the Engine API (${text.replace(/^\(HTTP code \d+\)[^-]*- /, '').trim()}); its logs are skipped. Use the json-file, local or journald driver, or keep Docker's dual logging on.`);
+      return;
+    }
+    this.failures++;
+    // When the whole engine is gone the supervisor says so (once); retries go on quietly.
+    if (!isConnectionError(err)) o.ctx.log.once(`open:${this.id}`, 'warn', `container ${this.name}: cannot read logs, retrying with backoff: ${text}`);
+    this.schedule(backoffDelay(this.failures, 500, 30_000), false);
+  }
+
+  private schedule(delayMs: number, onlyIfRunning: boolean): void {
+    const o = this.owner;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(async () => {
+      this.retryTimer = undefined;
+      if (o.stopped || this.destroyed) return;
+      if (onlyIfRunning) {
+        try {
+          const info = await o.docker!.getContainer(this.id).inspect();
+          if (!info.State?.Running) return; // stays idle until a start event
+        } catch (err) {
+          if (statusOf(err) === 404) {
+            this.destroyed = true;
+            this.release();
+          }
+          return;
+        }
+      }
+      await this.open();
+    }, delayMs);
+    this.retryTimer.unref?.();
+  }
+
+  /** The engine says the container is gone: finish reading, then forget it. */
+  onDestroy(): void {
+    this.destroyed = true;
+    if (!this.stream && !this.opening) this.release();
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    clearTimeout(this.retryTimer);
+    this.owner.forget(this.id);
+  }
+
+  /** Closes the stream (engine gone or stop); the position stays for re-opening. */
+  close(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const s = this.stream;
+    this.stream = undefined;
+    s?.destroy?.();
+  }
+
+  pause(): void {
+    this.stream?.pause();
+  }
+
+  resume(): void {
+    this.stream?.resume();
+  }
+
+  view(): FollowedView {
+    return { id: this.id, name: this.name, image: this.image, reading: this.reading, lines: this.lines, unreadable: this.unreadable };
+  }
+}
+
+export class DockerLogsInput implements ServiceInput {
+  docker?: Docker;
+  acc?: Accumulator;
+  checkpoints?: CheckpointFile<SavedPosition | Meta>;
+  stopped = false;
+  paused = false;
+  readonly maxLineBytes: number;
+  private readonly followers = new Map<string, Follower>();
+  private readonly filter: ContainerFilter;
+  private readonly abort = new AbortController();
+  private events?: NodeJS.ReadableStream & { destroy?: () => void };
+  private running?: Promise<void>;
+  private pending = 0;
+  /** Engine time when this instance first connected (saved): the "end" of start_from: end. */
+  private first = 0n;
+
+  constructor(
+    readonly config: DockerLogsConfig,
+    readonly ctx: PluginContext,
+  ) {
+    this.maxLineBytes = parseSize(config.max_line_bytes);
+    this.filter = containerFilter(config);
+  }
+
+  async start(acc: Accumulator): Promise<void> {
+    this.acc = acc;
+    this.checkpoints = new CheckpointFile(this.ctx.dataDir);
+    this.docker = new Docker(dockerOptions(this.config, process.env, parseDuration(this.config.api_timeout)));
+    this.running = this.supervise();
+  }
+
+  /** Connects, follows, and reconnects with backoff when the engine goes away. */
+  private async supervise(): Promise<void> {
+    let attempt = 0;
+    let down = false;
+    while (!this.stopped) {
+      let connected = false;
+      try {
+        await this.session(() => {
+          connected = true;
+          attempt = 0;
+          if (down) {
+            down = false;
+            this.ctx.log.clear('engine');
+            this.ctx.log.info(`Docker engine at ${endpointName(this.config)} is reachable again; resuming`);
+          }
+        });
+        if (!this.stopped) throw new Error('the events stream ended');
+      } catch (err) {
+        if (this.stopped) break;
+        down = true;
+        this.ctx.log.once('engine', 'warn', `Docker engine at ${endpointName(this.config)} unreachable (${errorMessage(err)}); retrying with backoff (logged once)`);
+      }
+      for (const f of this.followers.values()) f.close();
+      if (!connected) attempt++;
+      await sleep(backoffDelay(attempt, 500, 30_000), this.abort.signal);
+    }
+  }
+
+  private async session(onConnected: () => void): Promise<void> {
+    const docker = this.docker!;
+    const info = await docker.info();
+    const engineNow = parseRfc3339Ns(String(info.SystemTime ?? '')) ?? BigInt(Date.now()) * 1_000_000n;
+    const events = (await docker.getEvents({ filters: { type: ['container'], event: ['start', 'destroy'] } })) as NodeJS.ReadableStream & { destroy?: () => void };
+    if (this.stopped) {
+      events.destroy?.();
+      return;
+    }
+    this.events = events;
+    const ended = new Promise<void>((resolve, reject) => {
+      events.on('end', () => resolve());
+      events.on('close', () => resolve());
+      events.on('error', reject);
+    });
+    events.on('data', jsonLines((ev) => this.onEvent(ev)));
+
+    const cps = this.checkpoints!;
+    const meta = cps.get(META_KEY) as Meta | undefined;
+    this.first = meta ? BigInt(meta.first) : engineNow;
+    if (!meta) {
+      cps.set(META_KEY, { first: engineNow.toString() });
+      await cps.flush();
+    }
+    const list = await docker.listContainers({ all: true });
+    if (this.stopped) return;
+    onConnected();
+    const present = new Set(list.map((c) => c.Id));
+    for (const [key] of cps.entries()) if (key !== META_KEY && !present.has(key)) cps.delete(key);
+    for (const c of list) {
+      let f = this.followers.get(c.Id);
+      if (!f) {
+        if (!this.filter(containerName(c.Names, c.Id), c.Labels, c.Id)) continue;
+        f = new Follower(c.Id, this);
+        this.followers.set(c.Id, f);
+      }
+      void f.open();
+    }
+    await ended;
+  }
+
+  private onEvent(ev: any): void {
+    if (this.stopped || ev?.Type !== 'container') return;
+    const id: string | undefined = ev.Actor?.ID ?? ev.id;
+    if (!id) return;
+    const action = String(ev.Action ?? ev.status ?? '');
+    let f = this.followers.get(id);
+    if (action === 'start') {
+      if (!f) {
+        f = new Follower(id, this);
+        this.followers.set(id, f);
+      }
+      void f.open();
+    } else if (action === 'destroy') {
+      f?.onDestroy();
+      this.checkpoints?.delete(id);
+    }
+  }
+
+  /** The name/label filters and the agent's own container. */
+  wants(name: string, labels: Record<string, string>, id: string): boolean {
+    return this.filter(name, labels, id);
+  }
+
+  /**
+   * Where to begin reading a container that has no position in memory:
+   * its checkpoint; all of it when it was created after the agent first ran;
+   * otherwise as `start_from` says. Undefined: not now (stopped, not wanted).
+   */
+  startFor(id: string, info: Docker.ContainerInspectInfo): Start | undefined {
+    const saved = this.checkpoints!.get(id) as SavedPosition | undefined;
+    if (saved && typeof saved.since === 'string') return { saved };
+    const created = parseRfc3339Ns(info.Created) ?? 0n;
+    if (created >= this.first) return { floor: 0n };
+    const finished = parseRfc3339Ns(info.State?.FinishedAt ?? '') ?? 0n;
+    const ranSinceFirst = info.State?.Running || finished >= this.first;
+    if (!ranSinceFirst && !this.config.include_stopped) return undefined;
+    if (this.config.start_from === 'end') return { floor: this.first };
+    return this.config.tail >= 0 ? { tail: this.config.tail } : { floor: 0n };
+  }
+
+  forget(id: string): void {
+    this.followers.delete(id);
+    this.checkpoints?.delete(id);
+  }
+
+  /** Lines handed to the pipeline; pauses reading when too many are unacknowledged. */
+  sent(n: number): void {
+    this.pending += n;
+    if (!this.paused && this.pending >= this.config.max_pending_lines) {
+      this.paused = true;
+      for (const f of this.followers.values()) f.pause();
+    }
+  }
+
+  acknowledged(n: number): void {
+    this.pending -= n;
+    if (this.paused && this.pending <= this.config.max_pending_lines / 2 && !this.stopped) {
+      this.paused = false;
+      for (const f of this.followers.values()) f.resume();
+    }
+  }
+
+  /** The containers this instance knows, for status pages. */
+  followed(): FollowedView[] {
+    return [...this.followers.values()].filter((f) => !f.idle).map((f) => f.view());
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abort.abort();
+    this.events?.destroy?.();
+    for (const f of this.followers.values()) f.close();
+    if (this.running) await Promise.race([this.running, sleep(2000)]);
+  }
+
+  /** After the outputs drained: the last acknowledgements are saved. */
+  async close(): Promise<void> {
+    await this.checkpoints?.flush();
+  }
+}
+
+export const dockerLogs: PluginDefinition<DockerLogsConfig> = {
+  kind: 'service_input',
+  type: 'docker_logs',
+  description: 'Follows the logs of Docker containers (stdout/stderr, TTY or not) with exact resume after restarts.',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      ...dockerConnectionSchema,
+      ...containerFilterSchema,
+      include_stopped: {
+        type: 'boolean',
+        default: false,
+        description: 'Also read containers that are not running and that the agent has not read before (their whole log, as start_from says). Containers that ran since the agent first started are always read.',
+      },
+      start_from: {
+        enum: ['end', 'beginning'],
+        default: 'end',
+        description: 'For containers that already existed when the agent first ran (no checkpoint yet): "end" reads only lines written from then on; "beginning" reads their whole log (or the last `tail` lines). Containers created later are always read from their first line.',
+      },
+      tail: {
+        type: 'integer',
+        minimum: -1,
+        default: -1,
+        description: 'With start_from: beginning, read only the last N lines of such a container (-1: all).',
+      },
+      max_line_bytes: {
+        type: 'string',
+        format: 'size',
+        default: '1MiB',
+        description: 'Docker splits lines longer than 16 KiB; the pieces are merged back into one line up to this size, then the line is cut and marked truncated: true.',
+      },
+      max_pending_lines: {
+        type: 'integer',
+        minimum: 1,
+        default: 2000,
+        description: 'Reading pauses while this many lines are not yet acknowledged by every output (keep it below the outputs\' buffer_limit so nothing is dropped).',
+      },
+    },
+  },
+  create: (config, ctx) => new DockerLogsInput(config, ctx),
+};
+
+export default dockerLogs;

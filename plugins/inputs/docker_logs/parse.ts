@@ -1,0 +1,186 @@
+// Parses the body of GET /containers/{id}/logs?timestamps=1 into lines.
+//
+// What the engine sends (verified against Docker 20.10, see the tests):
+// - Without a TTY the body is multiplexed: frames of an 8-byte header
+//   [stream, 0, 0, 0, size (uint32 BE)] and `size` bytes. Each frame is one
+//   log message: "<RFC 3339 ts with 9 digits> <content>", where content ends
+//   with "\n" unless it is a piece of a longer line. Stream 3 carries the
+//   engine's own errors ("Error grabbing logs: ...").
+// - With a TTY the body is raw: the same messages back to back, no headers.
+// - Docker's log copier cuts lines longer than 16 KiB into 16,384-byte pieces
+//   without newline; every piece of one line carries the timestamp of the
+//   first. A line still unterminated when the container exits is stored
+//   without newline too. So: pieces with the same timestamp on one stream are
+//   merged; a piece followed by a different timestamp ended its line.
+// Frames and pieces may be split across network chunks anywhere.
+
+import { parseRfc3339Ns } from '../../../core/events.ts';
+
+export type StreamName = 'stdout' | 'stderr';
+
+export interface ParsedLine {
+  stream: StreamName;
+  /** Docker's timestamp of the line (of its first piece), ns since the epoch. */
+  ts: bigint;
+  text: string;
+  /** The line was longer than max_line_bytes and was cut. */
+  truncated: boolean;
+}
+
+/** Docker's copier buffer: longer lines arrive in pieces of exactly this size. */
+export const DOCKER_PIECE_BYTES = 16 * 1024;
+
+interface Partial {
+  ts: bigint;
+  chunks: Buffer[];
+  bytes: number;
+  truncated: boolean;
+}
+
+const NL = 0x0a;
+const CR = 0x0d;
+const SP = 0x20;
+const EMPTY = Buffer.alloc(0);
+
+export class LogStreamParser {
+  private rest: Buffer = EMPTY;
+  private partial: Record<StreamName, Partial | undefined> = { stdout: undefined, stderr: undefined };
+  /** Malformed messages (no timestamp), counted. */
+  malformed = 0;
+
+  constructor(
+    private readonly opts: {
+      tty: boolean;
+      maxLineBytes: number;
+      onLine: (line: ParsedLine) => void;
+      /** Errors the engine reports in-band (multiplexed stream 3). */
+      onEngineError?: (text: string) => void;
+    },
+  ) {}
+
+  push(chunk: Buffer): void {
+    const data = this.rest.length ? Buffer.concat([this.rest, chunk]) : chunk;
+    const used = this.opts.tty ? this.parseRaw(data, false) : this.parseFrames(data);
+    // Keep a copy of a small remainder so the (possibly large) chunk can be freed.
+    const left = data.length - used;
+    this.rest = left === 0 ? EMPTY : left < 4096 ? Buffer.from(data.subarray(used)) : data.subarray(used);
+  }
+
+  /** The stream ended: whatever is left is the container's last, unterminated output. */
+  end(): void {
+    if (this.opts.tty && this.rest.length) this.parseRaw(this.rest, true);
+    this.rest = EMPTY;
+    for (const stream of ['stdout', 'stderr'] as const) this.flushPartial(stream);
+  }
+
+  private parseFrames(data: Buffer): number {
+    let off = 0;
+    while (data.length - off >= 8) {
+      const type = data[off]!;
+      const size = data.readUInt32BE(off + 4);
+      const start = off + 8;
+      const end = start + size;
+      if (end > data.length) break;
+      if (type === 1 || type === 2) this.message(type === 1 ? 'stdout' : 'stderr', data, start, end);
+      else if (type === 3) this.opts.onEngineError?.(data.toString('utf8', start, end).trim());
+      off = end;
+    }
+    return off;
+  }
+
+  /** Raw (TTY) stream: "<ts> <content>\n", or a 16 KiB piece with no newline. */
+  private parseRaw(data: Buffer, atEnd: boolean): number {
+    let off = 0;
+    while (off < data.length) {
+      const sp = data.indexOf(SP, off);
+      if (sp < 0 || sp - off > 40) {
+        if (sp < 0 && data.length - off <= 40 && !atEnd) break; // the timestamp is not all here yet
+        // Not a timestamp: count it and resynchronise after the next newline.
+        const nl = data.indexOf(NL, off);
+        if (nl < 0 && !atEnd) break;
+        this.malformed++;
+        off = nl < 0 ? data.length : nl + 1;
+        continue;
+      }
+      const contentStart = sp + 1;
+      const limit = Math.min(data.length, contentStart + DOCKER_PIECE_BYTES);
+      const nl = data.subarray(contentStart, limit).indexOf(NL);
+      let end: number;
+      if (nl >= 0) end = contentStart + nl + 1;
+      else if (limit - contentStart === DOCKER_PIECE_BYTES || atEnd) end = limit;
+      else break; // the piece is not complete yet
+      this.message('stdout', data, off, end);
+      off = end;
+    }
+    return off;
+  }
+
+  /** One log message: "<ts> <content>" in data[start, end). */
+  private message(stream: StreamName, data: Buffer, start: number, end: number): void {
+    const sp = data.indexOf(SP, start);
+    const ts = sp > start && sp < end ? parseRfc3339Ns(data.toString('latin1', start, sp)) : undefined;
+    if (ts === undefined) {
+      this.malformed++;
+      return;
+    }
+    const contentStart = sp + 1;
+    const complete = end > contentStart && data[end - 1] === NL;
+    let p = this.partial[stream];
+    if (p && p.ts !== ts) {
+      // A piece with another timestamp: the pending one was a whole (unterminated) line.
+      this.flushPartial(stream);
+      p = undefined;
+    }
+    if (complete && !p) {
+      this.emitSlice(stream, ts, data, contentStart, end - 1);
+      return;
+    }
+    if (!p) {
+      p = { ts, chunks: [], bytes: 0, truncated: false };
+      this.partial[stream] = p;
+    }
+    this.append(p, data, contentStart, complete ? end - 1 : end);
+    if (complete) this.flushPartial(stream);
+  }
+
+  private append(p: Partial, data: Buffer, start: number, end: number): void {
+    const room = this.opts.maxLineBytes - p.bytes;
+    const take = Math.min(room, end - start);
+    if (take < end - start) p.truncated = true;
+    if (take > 0) {
+      p.chunks.push(Buffer.from(data.subarray(start, start + take)));
+      p.bytes += take;
+    }
+  }
+
+  private flushPartial(stream: StreamName): void {
+    const p = this.partial[stream];
+    if (!p) return;
+    this.partial[stream] = undefined;
+    const buf = p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.bytes);
+    this.emitSlice(stream, p.ts, buf, 0, buf.length, p.truncated);
+  }
+
+  private emitSlice(stream: StreamName, ts: bigint, data: Buffer, start: number, end: number, truncated = false): void {
+    if (end > start && data[end - 1] === CR) end--;
+    if (end - start > this.opts.maxLineBytes) {
+      end = start + this.opts.maxLineBytes;
+      truncated = true;
+    }
+    if (truncated) end = utf8Boundary(data, start, end);
+    this.opts.onLine({ stream, ts, text: data.toString('utf8', start, end), truncated });
+  }
+}
+
+/** Moves `end` back so that it does not cut a UTF-8 sequence in two. */
+function utf8Boundary(data: Buffer, start: number, end: number): number {
+  let i = end;
+  // Back over continuation bytes (10xxxxxx), at most 3.
+  while (i > start && end - i < 3 && (data[i - 1]! & 0xc0) === 0x80) i--;
+  if (i > start) {
+    const lead = data[i - 1]!;
+    const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    if (need > 1 && end - (i - 1) < need) return i - 1; // incomplete sequence: drop it
+  }
+  return end;
+}

@@ -1,0 +1,227 @@
+// inputs.docker_logs against the real Docker engine (scripts/ensure-docker.sh).
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatNs, type Event, type LogEvent } from '../../../core/events.ts';
+import { memoryOutput, startAgent, tempDir, waitFor, type TestAgent } from '../../helpers.ts';
+import { cliLogs, removeTestContainers, requireDocker, runContainer, uniqueName, waitExited } from '../../docker.ts';
+
+before(async () => {
+  await requireDocker();
+  await removeTestContainers();
+});
+after(removeTestContainers);
+
+function yaml(opts: Record<string, unknown> = {}, outputExtra = ''): string {
+  const lines = Object.entries(opts).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`);
+  return `
+agent:
+  data_dir: \${OPSHUB_TEST_DATA}
+  flush_interval: 50ms
+  self_metrics: false
+  http: { listen: "127.0.0.1:0" }
+inputs:
+  - type: docker_logs
+${lines.join('\n')}
+outputs:
+  - type: memory${outputExtra}
+`;
+}
+
+function logsOf(events: Event[], name: string): LogEvent[] {
+  return events.filter((e): e is LogEvent => e.kind === 'log' && e.source === name);
+}
+
+async function withAgent(text: string, fn: (a: TestAgent, events: Event[]) => Promise<void>, dir?: string): Promise<void> {
+  const mem = memoryOutput();
+  const a = await startAgent(text, { plugins: [mem.definition], dir });
+  try {
+    await fn(a, mem.events);
+  } finally {
+    await a.stop();
+  }
+}
+
+for (const tty of [false, true]) {
+  test(`lines arrive with their text, stream and Docker's timestamps (${tty ? 'TTY' : 'no TTY'})`, async () => {
+    const name = uniqueName('opshub-test-lines');
+    await withAgent(yaml({ include: [`^${name}$`] }), async (_a, events) => {
+      // Created after the agent started: read from its first line.
+      const c = await runContainer(`echo one; echo 'two  spaced'; echo three >&2; printf 'tab\\there\\n'; printf 'no newline at exit'`, { name, tty });
+      await waitExited(c);
+      await waitFor(() => logsOf(events, name).length === 5, 15_000, '5 lines');
+      const got = logsOf(events, name);
+      const cli = await cliLogs(c);
+      const byText = new Map(cli.map((l) => [l.text, l.ts]));
+      assert.deepEqual(got.map((e) => e.message).sort(), ['no newline at exit', 'one', 'tab\there', 'three', 'two  spaced']);
+      for (const e of got) {
+        assert.equal(formatNs(e.timestamp), byText.get(e.message), `timestamp of ${e.message}`);
+        assert.equal(e.labels.container, name);
+        assert.equal(e.labels.stream, e.message === 'three' && !tty ? 'stderr' : 'stdout');
+        assert.equal(e.attributes.container_id, c.id);
+        assert.equal(e.attributes.image, 'opshub-test/busybox');
+        assert.equal(e.level, 'info');
+        assert.equal(e.attributes.truncated, undefined);
+      }
+      // Each stream keeps its order.
+      const out = got.filter((e) => e.labels.stream === 'stdout').map((e) => e.message);
+      assert.deepEqual(out, tty ? ['one', 'two  spaced', 'three', 'tab\there', 'no newline at exit'] : ['one', 'two  spaced', 'tab\there', 'no newline at exit']);
+    });
+  });
+
+  test(`a 100 KiB line arrives as one event, a 2 MiB line is cut at max_line_bytes and marked (${tty ? 'TTY' : 'no TTY'})`, async () => {
+    const name = uniqueName('opshub-test-long');
+    await withAgent(yaml({ include: [`^${name}$`] }), async (_a, events) => {
+      const script = `head -c 102400 /dev/zero | tr '\\0' a; echo; head -c 2097152 /dev/zero | tr '\\0' b; echo; echo after; head -c 16384 /dev/zero | tr '\\0' c; echo`;
+      const c = await runContainer(script, { name, tty });
+      await waitExited(c);
+      await waitFor(() => logsOf(events, name).length >= 4, 20_000, '4 lines');
+      await new Promise((r) => setTimeout(r, 200));
+      const got = logsOf(events, name);
+      assert.equal(got.length, 4);
+      assert.equal(got[0]!.message, 'a'.repeat(102400));
+      assert.equal(got[0]!.attributes.truncated, undefined);
+      assert.equal(got[1]!.message, 'b'.repeat(1024 * 1024));
+      assert.equal(got[1]!.attributes.truncated, true);
+      assert.equal(got[2]!.message, 'after');
+      assert.equal(got[3]!.message, 'c'.repeat(16384), 'a line of exactly one Docker piece');
+    });
+  });
+}
+
+test('include and exclude regexes and label conditions choose the containers', async () => {
+  const tag = uniqueName('opshub-test-f');
+  const names = { web: `${tag}-web`, db: `${tag}-db`, job: `${tag}-job`, other: `${tag}-other` };
+  const text = yaml({ include: [`^${tag}-(web|db|job)$`], exclude: ['-db$'], exclude_labels: ['skip=yes'] });
+  await withAgent(text, async (_a, events) => {
+    const cs = await Promise.all([
+      runContainer('echo hello', { name: names.web }),
+      runContainer('echo hello', { name: names.db }),
+      runContainer('echo hello', { name: names.job, labels: { skip: 'yes' } }),
+      runContainer('echo hello', { name: names.other }),
+    ]);
+    await Promise.all(cs.map((c) => waitExited(c)));
+    await waitFor(() => logsOf(events, names.web).length === 1, 15_000, 'web line');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual([...new Set(events.map((e) => (e as LogEvent).source))], [names.web]);
+  });
+});
+
+test('label conditions: include_labels needs every condition', async () => {
+  const tag = uniqueName('opshub-test-l');
+  await withAgent(yaml({ include: [`^${tag}`], include_labels: ['team=ops', 'tier'] }), async (_a, events) => {
+    const cs = await Promise.all([
+      runContainer('echo yes', { name: `${tag}-a`, labels: { team: 'ops', tier: 'x' } }),
+      runContainer('echo no', { name: `${tag}-b`, labels: { team: 'ops' } }),
+      runContainer('echo no', { name: `${tag}-c`, labels: { team: 'dev', tier: 'x' } }),
+    ]);
+    await Promise.all(cs.map((c) => waitExited(c)));
+    await waitFor(() => logsOf(events, `${tag}-a`).length === 1, 15_000, 'line of a');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(events.map((e) => (e as LogEvent).message), ['yes']);
+  });
+});
+
+test('compose project and service become labels', async () => {
+  const name = uniqueName('opshub-test-compose');
+  await withAgent(yaml({ include: [`^${name}$`] }), async (_a, events) => {
+    const c = await runContainer('echo up', { name, labels: { 'com.docker.compose.project': 'shop', 'com.docker.compose.service': 'api' } });
+    await waitExited(c);
+    await waitFor(() => logsOf(events, name).length === 1, 15_000, 'line');
+    assert.deepEqual(logsOf(events, name)[0]!.labels, { container: name, compose_project: 'shop', compose_service: 'api', stream: 'stdout' });
+  });
+});
+
+test('a container that prints 1,000 lines and exits within a second has all 1,000 collected', async () => {
+  const name = uniqueName('opshub-test-short');
+  await withAgent(yaml({ include: [`^${name}$`] }), async (_a, events) => {
+    const started = Date.now();
+    const c = await runContainer('seq 1 1000', { name });
+    await waitExited(c);
+    assert.ok(Date.now() - started < 5000);
+    await waitFor(() => logsOf(events, name).length >= 1000, 15_000, '1000 lines');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(logsOf(events, name).map((e) => e.message), Array.from({ length: 1000 }, (_, i) => String(i + 1)));
+  });
+});
+
+test('start_from: end skips what existing containers wrote before the first start, reads what follows', async () => {
+  const name = uniqueName('opshub-test-end');
+  const c = await runContainer('echo before; while [ ! -f /tmp/go ]; do sleep 0.05; done; echo after; sleep 30', { name });
+  await waitFor(async () => (await cliLogs(c)).length === 1, 10_000, 'first line');
+  await withAgent(yaml({ include: [`^${name}$`], start_from: 'end' }), async (a, events) => {
+    await waitFor(() => a.agent.pipeline.inputs.size === 1, 5000, 'input started');
+    await new Promise((r) => setTimeout(r, 500));
+    const exec = await c.exec({ Cmd: ['touch', '/tmp/go'] });
+    await exec.start({});
+    await waitFor(() => logsOf(events, name).length === 1, 15_000, 'line after');
+    assert.equal(logsOf(events, name)[0]!.message, 'after');
+  });
+  await c.remove({ force: true });
+});
+
+test('start_from: beginning with tail reads the last lines of existing containers', async () => {
+  const name = uniqueName('opshub-test-tail');
+  const c = await runContainer('seq 1 50; sleep 30', { name });
+  await waitFor(async () => (await cliLogs(c)).length === 50, 10_000, '50 lines');
+  await withAgent(yaml({ include: [`^${name}$`], start_from: 'beginning', tail: 5 }), async (_a, events) => {
+    await waitFor(() => logsOf(events, name).length === 5, 15_000, '5 lines');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(logsOf(events, name).map((e) => e.message), ['46', '47', '48', '49', '50']);
+  });
+  await c.remove({ force: true });
+});
+
+test('a restart resumes after the last delivered line: lines written while down arrive, none twice, even with shared timestamps', async () => {
+  const name = uniqueName('opshub-test-resume');
+  const data = tempDir();
+  try {
+    const text = yaml({ include: [`^${name}$`], start_from: 'beginning' });
+    const c = await runContainer('i=0; while [ ! -f /tmp/stop ]; do i=$((i+1)); echo "line $i"; echo "err $i" >&2; sleep 0.01; done; echo last', { name });
+    const seen: LogEvent[] = [];
+    for (let round = 0; round < 3; round++) {
+      let got: Event[] = [];
+      await withAgent(text, async (_a, events) => {
+        got = events;
+        await waitFor(() => logsOf(events, name).length > 20, 15_000, 'some lines');
+      }, data.dir);
+      seen.push(...logsOf(got, name)); // including what the stop drained
+      // While the agent is down the container keeps writing.
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const exec = await c.exec({ Cmd: ['touch', '/tmp/stop'] });
+    await exec.start({});
+    await waitExited(c);
+    let final: Event[] = [];
+    await withAgent(text, async (_a, events) => {
+      final = events;
+      await waitFor(() => logsOf(events, name).some((e) => e.message === 'last'), 15_000, 'last line');
+      await new Promise((r) => setTimeout(r, 300));
+    }, data.dir);
+    seen.push(...logsOf(final, name));
+    const cli = await cliLogs(c);
+    const got = seen.map((e) => `${formatNs(e.timestamp)} ${e.message}`).sort();
+    const want = cli.map((l) => `${l.ts} ${l.text}`).sort();
+    if (got.length !== want.length) {
+      const g = new Set(got);
+      console.log('MISSING', want.filter((w) => !g.has(w)));
+      console.log('DUP', got.filter((x, i) => got.indexOf(x) !== i));
+      console.log('ROUNDS', seen.map((e) => e.message).join(','));
+    }
+    assert.equal(got.length, want.length, 'no line lost or repeated');
+    assert.deepEqual(got, want);
+  } finally {
+    data.cleanup();
+  }
+});
+
+test('a container whose log driver cannot be read gets one warning, no retries', async () => {
+  const name = uniqueName('opshub-test-none');
+  await withAgent(yaml({ include: [`^${name}$`] }), async (a) => {
+    const c = await runContainer('while true; do echo x; sleep 0.1; done', { name, logDriver: 'none' });
+    await waitFor(() => a.logs.some((l) => l.message.includes(name) && l.message.includes('cannot be read')), 15_000, 'warning');
+    await c.restart({ t: 0 });
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(a.logs.filter((l) => l.message.includes(name)).length, 1);
+  });
+});

@@ -1,0 +1,165 @@
+// The pieces of inputs.docker_logs that need no engine: parsing the logs
+// body (frames split anywhere, TTY raw streams, 16 KiB pieces) and positions
+// that resume exactly. The engine tests are in docker_logs.test.ts.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LogStreamParser, type ParsedLine } from '../../../plugins/inputs/docker_logs/parse.ts';
+import { PositionTracker, SLACK_NS } from '../../../plugins/inputs/docker_logs/position.ts';
+import { formatNs } from '../../../core/events.ts';
+
+const BASE = 1_795_000_000_000_000_000n;
+const MS = 1_000_000n;
+
+function frame(stream: number, payload: Buffer | string): Buffer {
+  const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
+  const h = Buffer.alloc(8);
+  h[0] = stream;
+  h.writeUInt32BE(body.length, 4);
+  return Buffer.concat([h, body]);
+}
+
+function msg(ts: bigint, content: string): string {
+  return `${formatNs(ts)} ${content}`;
+}
+
+function parseAll(chunks: Buffer[], tty: boolean, maxLineBytes = 1 << 20): ParsedLine[] {
+  const out: ParsedLine[] = [];
+  const p = new LogStreamParser({ tty, maxLineBytes, onLine: (l) => out.push(l) });
+  for (const c of chunks) p.push(c);
+  p.end();
+  return out;
+}
+
+/** Splits a buffer at every position in turn (two chunks), and into single bytes. */
+function splits(buf: Buffer): Buffer[][] {
+  const out: Buffer[][] = [[buf], [...buf].map((b) => Buffer.from([b]))];
+  for (let i = 1; i < buf.length; i += Math.max(1, Math.floor(buf.length / 97))) out.push([buf.subarray(0, i), buf.subarray(i)]);
+  return out;
+}
+
+const piece = (ch: string) => ch.repeat(16384);
+
+const MUX = Buffer.concat([
+  frame(1, msg(BASE, 'one\n')),
+  frame(2, msg(BASE + 1n, 'err one\n')),
+  frame(1, msg(BASE + 2n, piece('a'))), // a 40,000-byte line in three pieces,
+  frame(2, msg(BASE + 3n, 'err two\n')), // interleaved with the other stream
+  frame(1, msg(BASE + 2n, piece('a'))),
+  frame(1, msg(BASE + 2n, 'a'.repeat(40000 - 32768) + '\n')),
+  frame(1, msg(BASE + 4n, 'crlf\r\n')),
+  frame(1, msg(BASE + 5n, 'ünïcödé ✓\n')),
+  frame(1, msg(BASE + 6n, 'unterminated at exit')),
+  frame(1, msg(BASE + 7n, 'after restart\n')),
+]);
+
+const MUX_WANT = [
+  ['stdout', BASE, 'one'],
+  ['stderr', BASE + 1n, 'err one'],
+  ['stderr', BASE + 3n, 'err two'],
+  ['stdout', BASE + 2n, 'a'.repeat(40000)],
+  ['stdout', BASE + 4n, 'crlf'],
+  ['stdout', BASE + 5n, 'ünïcödé ✓'],
+  ['stdout', BASE + 6n, 'unterminated at exit'],
+  ['stdout', BASE + 7n, 'after restart'],
+];
+
+test('multiplexed stream: frames split anywhere give the same lines, long lines merged per stream', () => {
+  for (const chunks of splits(MUX)) {
+    const got = parseAll(chunks, false).map((l) => [l.stream, l.ts, l.text]);
+    assert.deepEqual(got, MUX_WANT, `split into ${chunks.length} chunks at ${chunks[0]!.length}`);
+  }
+});
+
+test('TTY stream: raw messages with 16 KiB pieces glued together are split and merged', () => {
+  const raw = Buffer.from(
+    msg(BASE, 'one\r\n') + msg(BASE + 2n, piece('x')) + msg(BASE + 2n, '\r\n') + msg(BASE + 3n, piece('y')) + msg(BASE + 3n, 'yy\r\n') + msg(BASE + 4n, 'last'),
+  );
+  for (const chunks of splits(raw)) {
+    const got = parseAll(chunks, true).map((l) => [l.stream, l.ts, l.text]);
+    assert.deepEqual(got, [
+      ['stdout', BASE, 'one'],
+      ['stdout', BASE + 2n, 'x'.repeat(16384)],
+      ['stdout', BASE + 3n, 'y'.repeat(16386)],
+      ['stdout', BASE + 4n, 'last'],
+    ]);
+  }
+});
+
+test('lines over max_line_bytes are cut on a character boundary and marked truncated', () => {
+  const cases: Array<{ text: string; max: number; want: string }> = [
+    { text: 'abcdef', max: 4, want: 'abcd' },
+    { text: 'ab€cd', max: 4, want: 'ab' }, // € is 3 bytes: not cut in half
+    { text: 'ab€cd', max: 5, want: 'ab€' },
+  ];
+  for (const { text, max, want } of cases) {
+    for (const tty of [false, true]) {
+      const body = msg(BASE, `${text}\n`);
+      const got = parseAll([tty ? Buffer.from(body) : frame(1, body)], tty, max);
+      assert.deepEqual(got.map((l) => [l.text, l.truncated]), [[want, true]]);
+    }
+  }
+  const long = Buffer.concat([frame(1, msg(BASE, piece('z'))), frame(1, msg(BASE, piece('z'))), frame(1, msg(BASE, 'z\n'))]);
+  assert.deepEqual(parseAll([long], false, 20000).map((l) => [l.text.length, l.truncated]), [[20000, true]]);
+});
+
+test('engine errors in the stream are reported, not taken as lines', () => {
+  const errors: string[] = [];
+  const out: ParsedLine[] = [];
+  const p = new LogStreamParser({ tty: false, maxLineBytes: 100, onLine: (l) => out.push(l), onEngineError: (t) => errors.push(t) });
+  p.push(Buffer.concat([frame(3, 'Error grabbing logs: boom\n'), frame(1, msg(BASE, 'ok\n'))]));
+  assert.deepEqual(errors, ['Error grabbing logs: boom']);
+  assert.deepEqual(out.map((l) => l.text), ['ok']);
+});
+
+/** Timestamps in reading order: ties, out of order within the slack, long gaps. */
+const TS = [0n, 0n, 0n, 1n * MS, 1n * MS, -2n * MS, 1500n * MS, 1500n * MS, 1200n * MS, 1500n * MS, 3000n * MS, 3000n * MS, 2999n * MS, 9000n * MS].map((d) => BASE + d);
+
+test('positions resume exactly after any line: Docker replays from since, the tracker skips what was read', () => {
+  const full = new PositionTracker();
+  const orders = TS.map((t) => (full.accept(t), full.order()));
+  for (let i = 1; i < orders.length; i++) assert.ok(orders[i - 1]! < orders[i]!, 'orders sort in reading order');
+  for (let cut = 0; cut <= TS.length; cut++) {
+    const first = new PositionTracker();
+    TS.slice(0, cut).forEach((t) => first.accept(t));
+    const saved = JSON.parse(JSON.stringify(first.position())); // as stored on disk
+    const replay = TS.map((t, i) => ({ t, i })).filter((x) => x.t >= BigInt(saved.since));
+    const second = new PositionTracker({ saved });
+    const taken: number[] = [];
+    const takenOrders: string[] = [];
+    for (const x of replay) {
+      if (second.accept(x.t)) {
+        taken.push(x.i);
+        takenOrders.push(second.order());
+      }
+    }
+    assert.deepEqual(taken, TS.map((_, i) => i).slice(cut), `resumed after ${cut} lines`);
+    assert.deepEqual(takenOrders, orders.slice(cut), 'the same line gets the same order after a restart');
+    assert.ok(BigInt(saved.since) >= BigInt(saved.hwm) - SLACK_NS || cut === 0);
+  }
+});
+
+test('a resume chain (restart after restart) stays exact', () => {
+  let saved = new PositionTracker().position();
+  const taken: number[] = [];
+  for (let cut = 1; cut <= TS.length; cut += 2) {
+    const t = new PositionTracker({ saved });
+    for (const [i, ts] of TS.entries()) {
+      if (i >= cut) break;
+      if (ts >= BigInt(saved.since) && t.accept(ts)) taken.push(i);
+    }
+    saved = t.position();
+  }
+  assert.deepEqual(taken, TS.map((_, i) => i).slice(0, taken.length));
+  assert.equal(new Set(taken).size, taken.length);
+});
+
+test('a replay shorter than recorded (log rotated meanwhile) is noticed and new lines still arrive', () => {
+  const first = new PositionTracker();
+  TS.slice(0, 5).forEach((t) => first.accept(t));
+  const saved = first.position();
+  const second = new PositionTracker({ saved });
+  // The old lines are gone; only newer ones come.
+  assert.equal(second.accept(BASE + 5000n * MS), true);
+  assert.equal(second.replayShort, true);
+});
