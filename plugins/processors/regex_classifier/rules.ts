@@ -1,0 +1,141 @@
+// The built-in level and category rules of processors.regex_classifier,
+// tuned on real Open WebUI (loguru + uvicorn), Ollama (Go slog + GIN),
+// nginx, Postgres and Keycloak lines (see testdata/). Every regex is compiled
+// once; cheap substring checks run first so most lines see few regexes.
+
+import type { Level } from '../../../core/events.ts';
+import { levelFromNumber, levelFromWord } from '../../common/levels.ts';
+
+/** How much of a line's start is searched for a level word (timestamps, pids and logger names come first). */
+const HEAD = 160;
+
+// JSON: "level":"warn", "levelname":"ERROR", "severity":"INFO", pino's "level":30.
+const JSON_LEVEL = /"(?:level|levelname|severity|lvl|loglevel|log\.level|level_name)"\s*:\s*(?:"([A-Za-z]+\d?)"|(\d{1,2})\b)/;
+// logfmt / Go slog / Ollama: level=INFO, lvl=warn, severity="error".
+const KV_LEVEL = /(?:^|[\s,{])(?:level|lvl|severity|loglevel)=["']?([A-Za-z]+\d?)\b/;
+// A level word standing as a token near the start: "INFO:     ...", "| WARNING  |", "UTC [68] FATAL:  ",
+// "2024-... WARN  [org.keycloak]", "[INFO]", "- ERROR -", nginx "[error]", Open WebUI's old "WARNI [".
+const TOKEN_LEVEL =
+  /(?:^|[\s|\[(])(TRACE|DEBUG[1-5]?|INFO|NOTICE|LOG|SUCCESS|WARNI?N?G?|ERROR|ERR|CRITICAL|CRIT|FATAL|PANIC|SEVERE|EMERG|ALERT)(?=$|[\s\]|):])|\[(trace|debug|info|notice|warn|warning|error|crit|critical|alert|emerg|fatal)\]/;
+// glog / klog: E0501 12:00:00.123456 ...
+const GLOG_LEVEL = /^([IWEF])\d{4} \d\d:\d\d:\d\d/;
+
+// HTTP access logs: nginx / uvicorn / Open WebUI `"GET /x HTTP/1.1" 500`, GIN `| 500 |`, structured `status=500`.
+const ACCESS_STATUS = /HTTP\/[\d.]+" (\d{3})\b/;
+const GIN_STATUS = /^\[GIN\][^|]*\|\s*(\d{3})\s*\|/;
+const KV_STATUS = /(?:^|[\s,{])"?(?:status|status_code|statusCode)"?\s*[=:]\s*"?([1-5]\d\d)\b/;
+
+// Keywords, used when the line names no level: one cheap scan decides whether any may match.
+const KEYWORD_ANY = /panic|fatal|segmentation|core dumped|traceback|error|exception|fail|unable to|cannot|refused|warn|deprecat|success|succeeded/i;
+const KEYWORD_CRITICAL = /\bpanic:|\bFATAL\b|\bfatal error\b|\bSegmentation fault\b|\bcore dumped\b|\bkernel panic\b/i;
+const KEYWORD_ERROR =
+  /\bTraceback \(most recent call last\)|\b[A-Za-z]+(?:Error|Exception)\b|\b(?:[Ee]rror|ERROR|[Ee]xception|[Ff]ail(?:ed|ure|s)|FAILED|[Uu]nable to|[Cc]annot|[Rr]efused)\b/;
+const KEYWORD_WARNING = /\b(?:warn|warning|deprecated|deprecation)\b/i;
+const KEYWORD_SUCCESS = /\b(?:success|successful|successfully|succeeded)\b/i;
+
+/** The level a line states, if any. */
+export function explicitLevel(msg: string): Level | undefined {
+  const first = msg.charCodeAt(0);
+  if (first === 123 /* { */) {
+    const m = JSON_LEVEL.exec(msg);
+    if (m) return m[1] !== undefined ? levelFromWord(m[1]) : levelFromNumber(Number(m[2]));
+  }
+  if (msg.includes('level=') || msg.includes('lvl=') || msg.includes('severity=')) {
+    const m = KV_LEVEL.exec(msg);
+    if (m) {
+      const l = levelFromWord(m[1]!);
+      if (l) return l;
+    }
+  }
+  if (first === 91 /* [ */ && msg.startsWith('[GIN-debug]')) return 'debug';
+  const head = msg.length > HEAD ? msg.slice(0, HEAD) : msg;
+  const t = TOKEN_LEVEL.exec(head);
+  if (t) {
+    const l = levelFromWord((t[1] ?? t[2])!);
+    if (l) return l;
+  }
+  if (first >= 69 && first <= 87) {
+    const g = GLOG_LEVEL.exec(head);
+    if (g) return levelFromWord(g[1]!);
+  }
+  return undefined;
+}
+
+/** The HTTP status code of an access-log line (nginx, uvicorn, GIN, `status=`), or 0. */
+export function httpStatusOf(msg: string): number {
+  let m: RegExpExecArray | null = null;
+  if (msg.startsWith('[GIN]')) m = GIN_STATUS.exec(msg);
+  else if (msg.includes('HTTP/')) m = ACCESS_STATUS.exec(msg);
+  if (!m && msg.includes('tatus')) m = KV_STATUS.exec(msg);
+  return m ? Number(m[1]) : 0;
+}
+
+/** The level an HTTP status implies: 5xx error, 4xx warning, otherwise none. */
+export function statusLevel(code: number): Level | undefined {
+  if (code >= 500) return 'error';
+  if (code >= 400) return 'warning';
+  return undefined;
+}
+
+/** The most severe keyword level in the line (critical > error > warning > success). */
+export function keywordLevel(msg: string): Level | undefined {
+  if (!KEYWORD_ANY.test(msg)) return undefined;
+  if (KEYWORD_CRITICAL.test(msg)) return 'critical';
+  if (KEYWORD_ERROR.test(msg)) return 'error';
+  if (KEYWORD_WARNING.test(msg)) return 'warning';
+  if (KEYWORD_SUCCESS.test(msg)) return 'success';
+  return undefined;
+}
+
+export function successKeyword(msg: string): boolean {
+  return KEYWORD_SUCCESS.test(msg);
+}
+
+export interface CategoryRule {
+  name: string;
+  regex: RegExp;
+  /** A substring (any case) or test the line must pass before the regex runs; undefined runs the regex always. */
+  pre?: (msg: string) => boolean;
+}
+
+/** Built-in categories, first match wins (in `first` mode): the more specific ones come first. */
+export const DEFAULT_CATEGORIES: CategoryRule[] = [
+  {
+    name: 'security',
+    regex:
+      /\b(?:forbidden|permission denied|access denied|csrf|xss|sql injection|brute[- ]?force|intrusion|suspicious|blocked ip|banned|invalid (?:api[- ]?key|signature)|rate[- ]limit(?:ed|ing)?|too many requests)\b|HTTP\/[\d.]+" (?:403|429)\b|^\[GIN\][^|]*\|\s*(?:403|429)\s*\|/i,
+  },
+  {
+    name: 'auth',
+    regex:
+      /\b(?:auth\w*|unauthori[sz]ed|log(?:ged)?[ _-]?in|log(?:ged)?[ _-]?out|sign(?:ed)?[ _-]?(?:in|up|out)|signin|signup|password|credentials?|oauth2?|oidc|openid|jwt|sso|ldap|api[_ -]?key|access token|session (?:created|expired|started|ended|invalid)|LOGIN_ERROR|LOGOUT)\b|HTTP\/[\d.]+" 401\b|^\[GIN\][^|]*\|\s*401\s*\|/i,
+  },
+  {
+    name: 'model_load',
+    regex:
+      /\b(?:load(?:ed|ing)? (?:the )?model|model (?:load(?:ed|ing)?|unload(?:ed|ing)?)|llama_model_load(?:er)?|llm_load_\w+|llama runner (?:started|starting)|starting llama server|offload(?:ed|ing)? \d+|pulling (?:manifest|model)|embedding model|loading weights|unload(?:ing)? model|model weights)\b/i,
+  },
+  {
+    name: 'gpu',
+    regex: /\b(?:gpus?|cuda\w*|cudnn|cublas|nvidia|nvml|vram|rocm|tensor cores?|compute capability)\b/i,
+  },
+  {
+    name: 'api_request',
+    regex: /"(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \S+ HTTP\/[\d.]+"|^\[GIN\] |(?:^|\s)(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \/\S*/,
+  },
+  {
+    name: 'database',
+    regex:
+      /\b(?:database|postgres(?:ql)?|psql|psycopg2?|sqlite3?|mysql|mariadb|redis|mongo(?:db)?|sqlalchemy|peewee|alembic|migrations?|duplicate key|deadlock(?: detected)?|checkpoint (?:starting|complete)|autovacuum|connection pool|chroma(?:db)?|qdrant|milvus|pgvector|vector (?:db|database|store))\b|relation "|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \w+ \[\d+\] [A-Z]+\d?: {2}/i,
+  },
+  {
+    name: 'performance',
+    regex:
+      /\b(?:slow(?:ly)?|latency|time(?:d)? ?out|timeout|took \d|high (?:cpu|memory|load)|out of memory|oom(?:killed)?|throttl\w*|memory (?:usage|pressure)|tokens?\/s|tokens per second|eval rate|response time)\b/i,
+  },
+  {
+    name: 'system',
+    regex:
+      /\b(?:start(?:ed|ing)?|startup|shut(?:ting)? ?down|stopp(?:ed|ing)|listening|running on|server process|workers?|booting|signal|restart\w*|version|configur\w*|health ?check|healthy|environment|initiali[sz]\w*|ready|installing|scheduler)\b/i,
+  },
+];
