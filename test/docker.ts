@@ -82,13 +82,21 @@ export async function waitExited(container: Docker.Container, timeoutMs = 30_000
   throw new Error(`container ${container.id.slice(0, 12)} still running after ${timeoutMs} ms`);
 }
 
-/** `docker logs -t` of a container: [{ ts (RFC 3339 as printed), text }] per line, both streams. */
-export async function cliLogs(container: Docker.Container): Promise<Array<{ ts: string; text: string }>> {
+/**
+ * `docker logs -t` of a container, one entry per line: the timestamp as
+ * printed, the stream, and the text. The CLI prints each 16 KiB piece of a long
+ * line with its own timestamp prefix (all the same); those are joined here.
+ */
+export async function cliLogs(container: Docker.Container): Promise<Array<{ ts: string; stream: 'stdout' | 'stderr'; text: string }>> {
   const { stdout, stderr } = await promisify(execFile)(DOCKER_CLI, ['logs', '-t', container.id], { maxBuffer: 256 * 1024 * 1024 });
-  return [...stdout.split('\n'), ...stderr.split('\n')]
-    .filter((l) => l)
-    .map((l) => {
-      const sp = l.indexOf(' ');
-      return { ts: l.slice(0, sp), text: l.slice(sp + 1).replace(/\r$/, '') };
-    });
+  const parse = (text: string, stream: 'stdout' | 'stderr') =>
+    text
+      .split('\n')
+      .filter((l) => l)
+      .map((l) => {
+        const sp = l.indexOf(' ');
+        const ts = l.slice(0, sp);
+        return { ts, stream, text: l.slice(sp + 1).split(`${ts} `).join('').replace(/\r$/, '') };
+      });
+  return [...parse(stdout, 'stdout'), ...parse(stderr, 'stderr')];
 }

@@ -10,6 +10,8 @@
 // and all before it are delivered. Reading pauses while too many lines are
 // unacknowledged, so a slow output slows reading instead of overflowing.
 
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import Docker from 'dockerode';
 import { backoffDelay, sleep } from '../../../core/backoff.ts';
 import { CheckpointFile } from '../../../core/checkpoint.ts';
@@ -33,7 +35,7 @@ import {
   type DockerConnectionConfig,
 } from '../../common/docker.ts';
 import { LogStreamParser, type ParsedLine } from './parse.ts';
-import { PositionTracker, sinceParam, type SavedPosition } from './position.ts';
+import { PositionTracker, isAhead, sinceParam, type SavedPosition } from './position.ts';
 
 export interface DockerLogsConfig extends DockerConnectionConfig, ContainerFilterConfig {
   include_stopped: boolean;
@@ -48,6 +50,13 @@ interface Meta {
   first: string;
 }
 const META_KEY = '~meta';
+
+/**
+ * Most lines per tracked emit. The position advances when a whole emit is
+ * acknowledged, so small emits keep what a kill -9 can repeat to about one
+ * output batch (the default batch_size is 1000).
+ */
+const EMIT_LINES = 100;
 
 /** How a follower starts reading a container it has no checkpoint for. */
 type Start = { saved: SavedPosition } | { floor: bigint } | { tail: number };
@@ -204,6 +213,7 @@ class Follower {
       attributes,
     });
     this.positions.push({ input: o.ctx.id, key: this.id, value: tracker.position(), order: tracker.order() });
+    if (this.events.length >= EMIT_LINES) this.flush();
   }
 
   /** Emits the lines parsed from the last chunk as one tracked batch. */
@@ -224,7 +234,7 @@ class Follower {
     entry.done = true;
     let last: SavedPosition | undefined;
     while (this.acks.length && this.acks[0]!.done) last = this.acks.shift()!.position;
-    if (last && !this.destroyed) this.owner.checkpoints!.set(this.id, last);
+    if (last && !this.destroyed) this.owner.save(this.id, last);
     this.owner.acknowledged(n);
   }
 
@@ -319,6 +329,8 @@ export class DockerLogsInput implements ServiceInput {
   private events?: NodeJS.ReadableStream & { destroy?: () => void };
   private running?: Promise<void>;
   private pending = 0;
+  private fastFile?: string;
+  private fastPending = false;
   /** Engine time when this instance first connected (saved): the "end" of start_from: end. */
   private first = 0n;
 
@@ -333,6 +345,8 @@ export class DockerLogsInput implements ServiceInput {
   async start(acc: Accumulator): Promise<void> {
     this.acc = acc;
     this.checkpoints = new CheckpointFile(this.ctx.dataDir);
+    this.fastFile = path.join(this.ctx.dataDir, 'checkpoints.fast.json');
+    this.mergeFast();
     this.docker = new Docker(dockerOptions(this.config, process.env, parseDuration(this.config.api_timeout)));
     this.running = this.supervise();
   }
@@ -387,6 +401,7 @@ export class DockerLogsInput implements ServiceInput {
     this.first = meta ? BigInt(meta.first) : engineNow;
     if (!meta) {
       cps.set(META_KEY, { first: engineNow.toString() });
+      this.writeFast();
       await cps.flush();
     }
     const list = await docker.listContainers({ all: true });
@@ -394,6 +409,7 @@ export class DockerLogsInput implements ServiceInput {
     onConnected();
     const present = new Set(list.map((c) => c.Id));
     for (const [key] of cps.entries()) if (key !== META_KEY && !present.has(key)) cps.delete(key);
+    this.saveSoon();
     for (const c of list) {
       let f = this.followers.get(c.Id);
       if (!f) {
@@ -421,6 +437,7 @@ export class DockerLogsInput implements ServiceInput {
     } else if (action === 'destroy') {
       f?.onDestroy();
       this.checkpoints?.delete(id);
+      this.saveSoon();
     }
   }
 
@@ -449,6 +466,58 @@ export class DockerLogsInput implements ServiceInput {
   forget(id: string): void {
     this.followers.delete(id);
     this.checkpoints?.delete(id);
+    this.saveSoon();
+  }
+
+  /**
+   * Records a delivered position. checkpoints.json is written durably (fsync)
+   * but asynchronously, so while one save is on its way the outputs may write
+   * several more batches; a kill -9 then would repeat them. A second copy,
+   * checkpoints.fast.json, is written synchronously (no fsync: it survives the
+   * process being killed, not the machine losing power) at most once per
+   * event-loop turn, before the next batch can complete. On start the further
+   * position of the two is taken.
+   */
+  save(id: string, position: SavedPosition): void {
+    this.checkpoints!.set(id, position);
+    this.saveSoon();
+  }
+
+  private saveSoon(): void {
+    if (this.fastPending || !this.fastFile) return;
+    this.fastPending = true;
+    setImmediate(() => {
+      this.fastPending = false;
+      this.writeFast();
+    });
+  }
+
+  private writeFast(): void {
+    if (!this.fastFile || !this.checkpoints) return;
+    try {
+      mkdirSync(path.dirname(this.fastFile), { recursive: true });
+      writeFileSync(`${this.fastFile}.tmp`, JSON.stringify(Object.fromEntries(this.checkpoints.entries())));
+      renameSync(`${this.fastFile}.tmp`, this.fastFile);
+    } catch (err) {
+      this.ctx.log.once('fast-save', 'warn', `cannot write ${this.fastFile}: ${errorMessage(err)} (positions are still saved to checkpoints.json)`);
+    }
+  }
+
+  /** Takes positions from checkpoints.fast.json that are further than checkpoints.json's. */
+  private mergeFast(): void {
+    let fast: Record<string, SavedPosition | Meta>;
+    try {
+      fast = JSON.parse(readFileSync(this.fastFile!, 'utf8'));
+    } catch {
+      return; // absent, or torn by a power loss: the durable file stands
+    }
+    const cps = this.checkpoints!;
+    for (const [key, value] of Object.entries(fast)) {
+      const durable = cps.get(key);
+      if (key === META_KEY) {
+        if (!durable) cps.set(key, value);
+      } else if (!durable || isAhead(value as SavedPosition, durable as SavedPosition)) cps.set(key, value);
+    }
   }
 
   /** Lines handed to the pipeline; pauses reading when too many are unacknowledged. */
@@ -484,6 +553,7 @@ export class DockerLogsInput implements ServiceInput {
 
   /** After the outputs drained: the last acknowledgements are saved. */
   async close(): Promise<void> {
+    this.writeFast();
     await this.checkpoints?.flush();
   }
 }

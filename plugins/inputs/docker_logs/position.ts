@@ -37,6 +37,13 @@ export function orderOf(hwm: bigint, k: number): string {
   return `${hwm.toString().padStart(20, '0')}:${k.toString().padStart(10, '0')}`;
 }
 
+/** Whether position a is further along the same log than b. */
+export function isAhead(a: SavedPosition, b: SavedPosition): boolean {
+  const ha = BigInt(a.hwm);
+  const hb = BigInt(b.hwm);
+  return ha > hb || (ha === hb && a.k > b.k);
+}
+
 /** Docker's `since` query value: seconds with nine fractional digits. */
 export function sinceParam(ns: bigint): string {
   const s = ns / 1_000_000_000n;
