@@ -3,8 +3,16 @@
 import type { PluginDefinition } from './plugin.ts';
 import stdout from '../plugins/outputs/stdout/index.ts';
 import dockerLogs from '../plugins/inputs/docker_logs/index.ts';
+import regexClassifier from '../plugins/processors/regex_classifier/index.ts';
+import userExtraction from '../plugins/processors/user_extraction/index.ts';
+import jsonParse from '../plugins/processors/json_parse/index.ts';
+import duckdb from '../plugins/outputs/duckdb/index.ts';
 
 export const builtinPlugins: PluginDefinition[] = [
   stdout,
   dockerLogs,
+  regexClassifier,
+  userExtraction,
+  jsonParse,
+  duckdb,
 ];

@@ -19,13 +19,16 @@ commands:
   test    [-c FILE] [--wait 2s] gather every input once, run processors, print events as JSON lines
   plugins                      list the plugins with their descriptions
   schema                       print the pipeline file's JSON Schema
+  query   [-c FILE] [--format table|csv|json] [--output ID] [--max-rows N] "SQL"
+                               read-only SQL on the DuckDB store (through the running agent, else the file)
 `;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: rest,
-    options: { config: { type: 'string', short: 'c', default: process.env.OPSHUB_CONFIG || 'config/opshub.yaml' }, wait: { type: 'string', default: '2s' }, help: { type: 'boolean', short: 'h' } },
+    options: { config: { type: 'string', short: 'c', default: process.env.OPSHUB_CONFIG || 'config/opshub.yaml' }, wait: { type: 'string', default: '2s' }, help: { type: 'boolean', short: 'h' },
+      format: { type: 'string', default: 'table' }, output: { type: 'string' }, 'max-rows': { type: 'string' } },
     allowPositionals: true,
   });
   const file = values.config!;
@@ -39,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
     case 'plugins':
       for (const p of builtinPlugins) console.log(`${`${SECTION_OF[p.kind]}.${p.type}`.padEnd(32)} ${p.description}`);
       return 0;
+    case 'query':
+      return query(file, positionals, values);
     case 'schema':
       console.log(JSON.stringify(composeSchema(builtinPlugins), null, 2));
       return 0;
@@ -52,6 +57,18 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command "${command}"\n${USAGE}`);
       return 2;
   }
+}
+
+async function query(file: string, positionals: string[], values: { format?: string; output?: string; 'max-rows'?: string }): Promise<number> {
+  const format = values.format ?? 'table';
+  const maxRows = values['max-rows'] === undefined ? undefined : Number(values['max-rows']);
+  if (positionals.length !== 1 || !['table', 'csv', 'json'].includes(format) || (maxRows !== undefined && !(Number.isInteger(maxRows) && maxRows > 0))) {
+    process.stderr.write(`usage: opshub query [-c FILE] [--format table|csv|json] [--output ID] [--max-rows N] "SQL"\n`);
+    return 2;
+  }
+  // Loaded on demand so other commands do not load DuckDB.
+  const { queryCommand } = await import('../plugins/outputs/duckdb/client.ts');
+  return queryCommand({ file, sql: positionals[0]!, format: format as 'table' | 'csv' | 'json', output: values.output, maxRows, builtins: builtinPlugins });
 }
 
 function reportStartError(err: unknown): number {

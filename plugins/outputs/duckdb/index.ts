@@ -1,0 +1,204 @@
+// outputs.duckdb: logs, metrics and user activity in a DuckDB file you can
+// ask questions with SQL. Batches are appended with Appenders in one
+// transaction per batch together with the input positions they carry
+// (exactly once across kill -9); old days move to Parquet; a read-only query
+// route on the agent's HTTP server serves `opshub query` while the agent
+// holds the file's lock.
+
+import path from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBody, sendJson } from '../../../core/http.ts';
+import { errorMessage } from '../../../core/log.ts';
+import type { Output, PluginContext, PluginDefinition } from '../../../core/plugin.ts';
+import { parseDuration, parseSize } from '../../../core/units.ts';
+import { QueryError } from './query.ts';
+import { recover, refreshArchiveViews, runRetention, type RetentionReport } from './retention.ts';
+import { Store, type WriteStats } from './store.ts';
+
+export interface DuckdbConfig {
+  path: string;
+  archive_dir: string;
+  checkpoint_interval: string;
+  memory_limit: string | number;
+  threads: number;
+  retention: {
+    enabled: boolean;
+    active_days: number;
+    archive_days: number;
+    purge_days: number;
+    interval: string;
+  };
+  query: {
+    enabled: boolean;
+    max_rows: number;
+    timeout: string;
+  };
+}
+
+/** Where the database lives: `path`, or `<data_dir>/<id>/opshub.duckdb`. */
+export function databaseFile(config: Pick<DuckdbConfig, 'path'>, dataDir: string): string {
+  return path.resolve(config.path || path.join(dataDir, 'opshub.duckdb'));
+}
+
+export function archiveDirectory(config: Pick<DuckdbConfig, 'path' | 'archive_dir'>, dataDir: string): string {
+  return path.resolve(config.archive_dir || path.join(path.dirname(databaseFile(config, dataDir)), 'archive'));
+}
+
+/** The query route of an instance. */
+export const queryPath = (id: string) => `/api/query/${id}`;
+
+export interface DuckdbOutput extends Output {
+  readonly store: Store;
+  /** Runs retention now (tests inject the clock through `now`). */
+  runRetention(): Promise<RetentionReport>;
+  readonly stats: WriteStats & { batches: number };
+}
+
+export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { now?: () => number } = {}): DuckdbOutput {
+  const now = deps.now ?? Date.now;
+  const r = config.retention;
+  if (!(r.active_days <= r.archive_days && r.archive_days <= r.purge_days)) {
+    throw new Error(`retention: need active_days (${r.active_days}) <= archive_days (${r.archive_days}) <= purge_days (${r.purge_days})`);
+  }
+  const file = databaseFile(config, ctx.dataDir);
+  const archiveDir = archiveDirectory(config, ctx.dataDir);
+  const store = new Store({
+    file,
+    memoryLimit: `${parseSize(config.memory_limit)}B`,
+    threads: config.threads || undefined,
+    warn: (key, message) => ctx.log.once(key, 'warn', message),
+  });
+  const stats = { logs: 0, metrics: 0, activity: 0, skipped: 0, batches: 0 };
+  const timers: NodeJS.Timeout[] = [];
+  let unmount: (() => void) | undefined;
+  let stopped = false;
+
+  const retention = () =>
+    store.exclusive(async () => {
+      const report = await runRetention(store.connection, archiveDir, config.retention, now());
+      if (report.archived.length || report.purged.length) {
+        ctx.log.info(`retention: archived ${report.archived.length} table-days to ${archiveDir}, compressed ${report.compressed.length}, purged ${report.purged.length}`);
+      }
+      return report;
+    });
+
+  const handleQuery = async (req: IncomingMessage, res: ServerResponse) => {
+    let sql: string;
+    let maxRows = config.query.max_rows;
+    try {
+      const body = (await readBody(req, 1 << 20)).toString('utf8');
+      if ((req.headers['content-type'] ?? '').includes('json')) {
+        const parsed = JSON.parse(body) as { sql?: unknown; max_rows?: unknown };
+        if (typeof parsed.sql !== 'string') throw new QueryError('the body must be {"sql": "..."}');
+        sql = parsed.sql;
+        if (typeof parsed.max_rows === 'number' && parsed.max_rows >= 0) maxRows = Math.min(Math.floor(parsed.max_rows), config.query.max_rows);
+      } else sql = body;
+    } catch (err) {
+      const status = (err as { status?: number }).status ?? 400;
+      sendJson(res, status, { error: 'bad_request', message: err instanceof SyntaxError ? `invalid JSON: ${err.message}` : errorMessage(err) });
+      return;
+    }
+    try {
+      const result = await store.query(sql, { maxRows, timeoutMs: parseDuration(config.query.timeout) });
+      sendJson(res, 200, result);
+    } catch (err) {
+      if (err instanceof QueryError) sendJson(res, err.status, { error: 'query_rejected', message: err.message });
+      else sendJson(res, 503, { error: 'unavailable', message: errorMessage(err) });
+    }
+  };
+
+  return {
+    store,
+    stats,
+    runRetention: retention,
+    async start() {
+      await store.open();
+      await store.exclusive(async () => {
+        await recover(store.connection, archiveDir);
+        await refreshArchiveViews(store.connection, archiveDir);
+      });
+      if (config.query.enabled) {
+        unmount = ctx.http.route({ method: 'POST', path: queryPath(ctx.id), auth: 'agent', handler: handleQuery });
+      }
+      const every = (ms: number, fn: () => Promise<unknown>, what: string) => {
+        if (ms <= 0) return;
+        const t = setInterval(() => {
+          fn().then(
+            () => ctx.log.clear(what),
+            (err) => ctx.log.once(what, 'warn', `${what} failed (retried every ${ms / 1000}s, logged once): ${errorMessage(err)}`),
+          );
+        }, ms);
+        t.unref();
+        timers.push(t);
+      };
+      every(parseDuration(config.checkpoint_interval), () => store.checkpoint(), 'checkpoint');
+      if (config.retention.enabled) {
+        every(parseDuration(config.retention.interval), retention, 'retention');
+        // A first pass soon after start, off the start-up path.
+        const first = setTimeout(() => void retention().catch((err) => ctx.log.once('retention', 'warn', `retention failed: ${errorMessage(err)}`)), 5_000);
+        first.unref();
+        timers.push(first);
+      }
+    },
+    async write(events, wctx) {
+      const s = await store.write(events, wctx);
+      stats.logs += s.logs;
+      stats.metrics += s.metrics;
+      stats.activity += s.activity;
+      stats.skipped += s.skipped;
+      stats.batches++;
+      if (s.skipped) ctx.log.debug(`skipped ${s.skipped} events already committed (replayed after a restart)`);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const t of timers) clearTimeout(t);
+      unmount?.();
+      await store.close();
+    },
+  };
+}
+
+export const duckdb: PluginDefinition<DuckdbConfig> = {
+  kind: 'output',
+  type: 'duckdb',
+  description: 'Stores logs, metrics and user activity in a DuckDB file (exactly once, Parquet archive by day) and answers read-only SQL.',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      path: { type: 'string', default: '', description: 'Database file; empty means `<agent.data_dir>/<id>/opshub.duckdb`. Relative paths are relative to the working directory.' },
+      archive_dir: { type: 'string', default: '', description: 'Where archived days go as Parquet (`<table>/day=YYYY-MM-DD/data.parquet`); empty means `archive/` beside the database file.' },
+      checkpoint_interval: { type: 'string', format: 'duration', default: '5m', description: 'How often the write-ahead log is folded into the database file (CHECKPOINT); also done at shutdown. "0" turns the schedule off.' },
+      memory_limit: { type: ['string', 'integer'], format: 'size', default: '1GiB', description: "DuckDB's memory limit for this database." },
+      threads: { type: 'integer', minimum: 0, default: 0, description: "DuckDB's worker threads; 0 leaves DuckDB's default (one per core)." },
+      retention: {
+        type: 'object',
+        additionalProperties: false,
+        default: { enabled: true, active_days: 7, archive_days: 30, purge_days: 90, interval: '1h' },
+        description: 'Keeps recent days in the database, older days in Parquet, and deletes the oldest.',
+        properties: {
+          enabled: { type: 'boolean', default: true, description: 'Run retention every `interval` (and once shortly after start).' },
+          active_days: { type: 'integer', minimum: 1, default: 7, description: 'At least this many days stay in the database; older whole UTC days are archived to Parquet and deleted from the database.' },
+          archive_days: { type: 'integer', minimum: 1, default: 30, description: 'Archived days younger than this stay Snappy-compressed (fast); older ones are rewritten with ZSTD (smaller).' },
+          purge_days: { type: 'integer', minimum: 1, default: 90, description: 'Days older than this are deleted from the archive (and the database).' },
+          interval: { type: 'string', format: 'duration', default: '1h', description: 'How often retention runs.' },
+        },
+      },
+      query: {
+        type: 'object',
+        additionalProperties: false,
+        default: { enabled: true, max_rows: 10000, timeout: '30s' },
+        description: 'The read-only SQL route `POST /api/query/<id>` on the agent\'s HTTP server (behind its auth token), used by `opshub query`.',
+        properties: {
+          enabled: { type: 'boolean', default: true, description: 'Mount the query route.' },
+          max_rows: { type: 'integer', minimum: 1, default: 10000, description: 'Most rows a query returns; more are cut and reported as truncated.' },
+          timeout: { type: 'string', format: 'duration', default: '30s', description: 'A query running longer is interrupted.' },
+        },
+      },
+    },
+  },
+  create: (config, ctx) => createDuckdb(config, ctx),
+};
+
+export default duckdb;

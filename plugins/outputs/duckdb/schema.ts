@@ -1,0 +1,179 @@
+// The store's tables and views. Base tables are named opshub_* so that the
+// OpsHub names (logs, user_sessions, performance_metrics) can be views with
+// OpsHub's column names. No primary keys or indexes: the tables are
+// append-heavy, and indexes make WAL replay after a crash fragile.
+//
+// Timestamps: `timestamp` is a TIMESTAMP (µs, UTC) so that everyday SQL such
+// as `timestamp > now() - INTERVAL 1 HOUR` works; `timestamp_ns` is the
+// event's exact time in nanoseconds since the epoch (BIGINT) — full precision,
+// and the tie-breaker for ordering lines that share a microsecond.
+
+export const SCHEMA_VERSION = '1';
+
+/** Tables whose rows are archived to Parquet by day. */
+export const DAY_TABLES = ['opshub_logs', 'opshub_metrics', 'opshub_activity'] as const;
+export type DayTable = (typeof DAY_TABLES)[number];
+
+export const TABLES_DDL = [
+  `CREATE TABLE IF NOT EXISTS opshub_logs (
+    "timestamp" TIMESTAMP NOT NULL,
+    timestamp_ns BIGINT NOT NULL,
+    source VARCHAR,
+    container_name VARCHAR,
+    level VARCHAR,
+    category VARCHAR,
+    message VARCHAR,
+    labels JSON,
+    attributes JSON
+  )`,
+  `CREATE TABLE IF NOT EXISTS opshub_metrics (
+    "timestamp" TIMESTAMP NOT NULL,
+    timestamp_ns BIGINT NOT NULL,
+    name VARCHAR NOT NULL,
+    field VARCHAR NOT NULL,
+    value DOUBLE,
+    value_text VARCHAR,
+    type VARCHAR,
+    tags JSON
+  )`,
+  `CREATE TABLE IF NOT EXISTS opshub_activity (
+    "timestamp" TIMESTAMP NOT NULL,
+    timestamp_ns BIGINT NOT NULL,
+    username VARCHAR,
+    user_id VARCHAR,
+    email VARCHAR,
+    model VARCHAR,
+    action VARCHAR,
+    session_id VARCHAR,
+    ip_address VARCHAR,
+    user_agent VARCHAR,
+    source VARCHAR,
+    container_name VARCHAR,
+    level VARCHAR,
+    message VARCHAR,
+    metadata JSON
+  )`,
+  // Written by the alerting issue; created here so the store's shape is complete.
+  `CREATE TABLE IF NOT EXISTS opshub_alerts (
+    id VARCHAR NOT NULL,
+    rule VARCHAR,
+    alert_type VARCHAR,
+    severity VARCHAR,
+    state VARCHAR,
+    labels JSON,
+    message VARCHAR,
+    container_name VARCHAR,
+    value DOUBLE,
+    threshold DOUBLE,
+    started_at TIMESTAMP,
+    last_evaluated_at TIMESTAMP,
+    resolved_at TIMESTAMP,
+    acknowledged BOOLEAN DEFAULT false,
+    acknowledged_by VARCHAR,
+    acknowledged_at TIMESTAMP,
+    notes VARCHAR,
+    notified_at TIMESTAMP,
+    updated_at TIMESTAMP
+  )`,
+  // Input positions committed with the rows (exactly-once across kill -9).
+  `CREATE TABLE IF NOT EXISTS _opshub_positions (
+    input VARCHAR NOT NULL,
+    "key" VARCHAR NOT NULL,
+    value JSON,
+    "order" VARCHAR NOT NULL,
+    updated_at TIMESTAMP
+  )`,
+  // One row per archived day; `pending` names a finished Parquet file not yet renamed into place.
+  `CREATE TABLE IF NOT EXISTS _opshub_archive (
+    table_name VARCHAR NOT NULL,
+    day DATE NOT NULL,
+    path VARCHAR NOT NULL,
+    pending VARCHAR,
+    "rows" BIGINT,
+    codec VARCHAR,
+    updated_at TIMESTAMP
+  )`,
+  `CREATE TABLE IF NOT EXISTS _opshub_meta ("key" VARCHAR NOT NULL, value VARCHAR)`,
+];
+
+/** Views named after OpsHub's tables, and the views for the common questions. */
+export const VIEWS: Array<[name: string, sql: string]> = [
+  [
+    'logs',
+    `SELECT "timestamp", container_name, COALESCE(labels->>'container_id', attributes->>'container_id') AS container_id, level, message,
+            COALESCE(attributes->>'raw_log', message) AS raw_log, source, category, attributes, labels, timestamp_ns
+       FROM opshub_logs`,
+  ],
+  [
+    'user_sessions',
+    `SELECT COALESCE(username, email, user_id) AS username, model, action, session_id, ip_address, user_agent,
+            "timestamp", metadata, user_id, email, source, container_name, timestamp_ns
+       FROM opshub_activity`,
+  ],
+  [
+    'performance_metrics',
+    `SELECT "timestamp", name AS metric_type, field AS metric_name, value,
+            CASE
+              WHEN field LIKE '%percent%' OR field LIKE 'utilization%' OR field LIKE '%_utilization' THEN '%'
+              WHEN field LIKE '%bytes%' THEN 'bytes'
+              WHEN field LIKE '%celsius%' OR field LIKE '%temperature%' THEN 'celsius'
+              WHEN field LIKE '%watts%' OR field LIKE 'power%' THEN 'W'
+              WHEN field LIKE '%mhz%' OR field LIKE 'clocks%' THEN 'MHz'
+              WHEN field LIKE '%seconds%' THEN 's'
+              ELSE NULL
+            END AS unit,
+            COALESCE(tags->>'container_name', tags->>'container') AS container_name, tags AS metadata, value_text, type
+       FROM opshub_metrics`,
+  ],
+  [
+    'errors_per_container_day',
+    `SELECT CAST("timestamp" AS DATE) AS day, COALESCE(container_name, source) AS container,
+            count(*) FILTER (WHERE level IN ('error', 'critical')) AS errors,
+            count(*) FILTER (WHERE level = 'critical') AS critical,
+            count(*) FILTER (WHERE level = 'warning') AS warnings,
+            count(*) AS lines,
+            round(100.0 * count(*) FILTER (WHERE level IN ('error', 'critical')) / count(*), 2) AS error_percent
+       FROM opshub_logs
+      GROUP BY ALL
+      ORDER BY day DESC, errors DESC`,
+  ],
+  [
+    'most_active_users',
+    `SELECT COALESCE(username, email, user_id) AS username,
+            count(*) AS events,
+            count(DISTINCT model) AS models,
+            count(DISTINCT session_id) AS sessions,
+            count(DISTINCT ip_address) AS ip_addresses,
+            min("timestamp") AS first_seen,
+            max("timestamp") AS last_seen
+       FROM opshub_activity
+      WHERE COALESCE(username, email, user_id) IS NOT NULL
+      GROUP BY ALL
+      ORDER BY events DESC`,
+  ],
+  [
+    'model_usage',
+    `SELECT CAST("timestamp" AS DATE) AS day, attributes->>'model' AS model,
+            count(*) AS requests,
+            count(DISTINCT COALESCE(attributes->>'username', attributes->>'email', attributes->>'user_id')) AS users,
+            round(avg(TRY_CAST(attributes->>'duration_ms' AS DOUBLE)), 3) AS avg_duration_ms,
+            count(*) FILTER (WHERE level IN ('error', 'critical')) AS errors
+       FROM opshub_logs
+      WHERE attributes->>'model' IS NOT NULL
+      GROUP BY ALL
+      ORDER BY day DESC, requests DESC`,
+  ],
+  [
+    // Assumes the nvidia_smi input names its metrics nvidia_smi* and tags each GPU with `index` (or `gpu_index` / `uuid`).
+    'gpu_utilization_hourly',
+    `SELECT time_bucket(INTERVAL 1 HOUR, "timestamp") AS hour,
+            COALESCE(tags->>'index', tags->>'gpu_index', tags->>'uuid') AS gpu,
+            tags->>'name' AS gpu_name,
+            name || '_' || field AS metric,
+            round(avg(value), 3) AS avg, min(value) AS min, max(value) AS max, count(*) AS samples
+       FROM opshub_metrics
+      WHERE name LIKE 'nvidia_smi%' AND value IS NOT NULL
+      GROUP BY ALL
+      ORDER BY hour DESC, gpu, metric`,
+  ],
+];

@@ -1,0 +1,384 @@
+// The DuckDB store behind outputs.duckdb: one instance per file (DuckDB's
+// instance cache, so a hot reload shares the open file), one writer
+// connection fed by batches through Appenders, and a connection per query.
+// Every write is one transaction holding the rows and the input positions
+// they carry, so a crash leaves both or neither (exactly once with skipping).
+
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { DuckDBInstance, DuckDBTimestampValue, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
+import type { Event, LogEvent, MetricEvent } from '../../../core/events.ts';
+import type { Checkpoint, WriteContext } from '../../../core/plugin.ts';
+import { PermanentError, RetryableError } from '../../../core/plugin.ts';
+import { duckdbMessage, runReadQuery, type QueryOptions, type QueryResult } from './query.ts';
+import { SCHEMA_VERSION, TABLES_DDL, VIEWS } from './schema.ts';
+
+export interface StoreOptions {
+  file: string;
+  memoryLimit?: string;
+  threads?: number;
+  /** Diagnostics (the plugin's logger). */
+  warn: (key: string, message: string) => void;
+}
+
+export interface WriteStats {
+  logs: number;
+  metrics: number;
+  activity: number;
+  /** Events skipped because their position was already committed (replays after a restart). */
+  skipped: number;
+}
+
+const posKey = (input: string, key: string) => `${input}\u0000${key}`;
+
+/** Shallow equality of two label sets (inputs often build a fresh but equal object per line). */
+function sameLabels(a: Record<string, string>, b: Record<string, string> | undefined): boolean {
+  if (!b) return false;
+  let n = 0;
+  for (const k in a) {
+    if (a[k] !== b[k]) return false;
+    n++;
+  }
+  for (const _ in b) n--;
+  return n === 0;
+}
+
+function isEmpty(obj: Record<string, unknown>): boolean {
+  for (const _ in obj) return false;
+  return true;
+}
+
+/** JSON text of any attribute value: bigints become numbers (or strings beyond 2^53), cycles give "{}". */
+export function toJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? 'null';
+  } catch {
+    try {
+      return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? (v <= 9007199254740991n && v >= -9007199254740991n ? Number(v) : v.toString()) : v)) ?? 'null';
+    } catch {
+      return '{}';
+    }
+  }
+}
+
+function str(v: unknown): string | undefined {
+  if (typeof v === 'string') return v === '' ? undefined : v;
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  return undefined;
+}
+
+/** Data errors cannot be fixed by retrying; everything else (I/O, locks, conflicts) might. */
+function classify(err: unknown): Error {
+  const msg = duckdbMessage(err);
+  if (/^(?:Conversion|Invalid Input|Constraint|Binder|Parser|Catalog|Out of Range) Error|out of (?:int64 )?range/i.test(msg)) {
+    return new PermanentError(`DuckDB rejected the batch: ${msg}`);
+  }
+  return new RetryableError(`DuckDB write failed: ${msg}`);
+}
+
+export class Store {
+  private instance?: DuckDBInstance;
+  private writer?: DuckDBConnection;
+  private committed = new Map<string, string>();
+  private committedStale = true;
+  private chain: Promise<unknown> = Promise.resolve();
+  private queries = new Set<DuckDBConnection>();
+  private closed = false;
+  private lastLabels?: Record<string, string>;
+  private lastLabelsJson = '{}';
+
+  constructor(readonly opts: StoreOptions) {}
+
+  get isOpen(): boolean {
+    return this.writer !== undefined;
+  }
+
+  /** Runs `fn` after everything queued before it on the writer (writes, checkpoints, retention never overlap). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async open(): Promise<void> {
+    if (this.writer) return;
+    mkdirSync(path.dirname(this.opts.file), { recursive: true });
+    const options: Record<string, string> = {};
+    if (this.opts.memoryLimit) options.memory_limit = this.opts.memoryLimit;
+    if (this.opts.threads) options.threads = String(this.opts.threads);
+    this.instance = await DuckDBInstance.fromCache(this.opts.file, options);
+    const conn = await this.instance.connect();
+    try {
+      for (const ddl of TABLES_DDL) await conn.run(ddl);
+      await conn.run(`DELETE FROM _opshub_meta WHERE "key" = 'schema_version'`);
+      await conn.run(`INSERT INTO _opshub_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
+      for (const [name, sql] of VIEWS) {
+        try {
+          await conn.run(`CREATE OR REPLACE VIEW ${name} AS ${sql}`);
+        } catch (err) {
+          // e.g. the user has a table of that name: leave it, say so once.
+          this.opts.warn(`view:${name}`, `cannot create view ${name}: ${duckdbMessage(err)}`);
+        }
+      }
+    } catch (err) {
+      conn.closeSync();
+      this.instance.closeSync();
+      this.instance = undefined;
+      throw err;
+    }
+    this.writer = conn;
+    this.committedStale = true;
+  }
+
+  /** The writer connection, for retention and checkpoints (call inside exclusive()). */
+  get connection(): DuckDBConnection {
+    if (!this.writer) throw new RetryableError('the DuckDB store is not open');
+    return this.writer;
+  }
+
+  private async loadCommitted(conn: DuckDBConnection): Promise<void> {
+    const reader = await conn.runAndReadAll(`SELECT input, "key", max("order") FROM _opshub_positions GROUP BY ALL`);
+    this.committed.clear();
+    for (const [input, key, order] of reader.getRows() as Array<[string, string, string]>) this.committed.set(posKey(input, key), order);
+    this.committedStale = false;
+  }
+
+  /** The committed position of every (input, key), as inputs may want to read it. */
+  async positions(): Promise<Checkpoint[]> {
+    return this.exclusive(async () => {
+      const reader = await this.connection.runAndReadAll(`SELECT input, "key", value, "order" FROM _opshub_positions ORDER BY input, "key"`);
+      return (reader.getRows() as Array<[string, string, string, string]>).map(([input, key, value, order]) => ({ input, key, value: JSON.parse(value), order }));
+    });
+  }
+
+  write(events: Event[], ctx: WriteContext): Promise<WriteStats> {
+    return this.exclusive(() => this.writeNow(events, ctx));
+  }
+
+  private async writeNow(events: Event[], ctx: WriteContext): Promise<WriteStats> {
+    if (this.closed) throw new RetryableError('the DuckDB store is closed');
+    if (!this.writer) await this.open();
+    const conn = this.connection;
+    if (this.committedStale) await this.loadCommitted(conn);
+    const stats: WriteStats = { logs: 0, metrics: 0, activity: 0, skipped: 0 };
+    const positions = ctx.positions;
+    const committed = this.committed;
+    let logs: DuckDBAppender | undefined;
+    let metrics: DuckDBAppender | undefined;
+    let activity: DuckDBAppender | undefined;
+    await conn.run('BEGIN TRANSACTION');
+    try {
+      for (let i = 0; i < events.length; i++) {
+        const p = positions[i];
+        if (p !== undefined && committed.size > 0) {
+          const done = committed.get(posKey(p.input, p.key));
+          if (done !== undefined && p.order <= done) {
+            stats.skipped++;
+            continue;
+          }
+        }
+        const e = events[i]!;
+        if (e.kind === 'log') {
+          logs ??= await conn.createAppender('opshub_logs');
+          const attrsJson = this.appendLog(logs, e);
+          stats.logs++;
+          if (namesSomeone(e)) {
+            activity ??= await conn.createAppender('opshub_activity');
+            appendActivity(activity, e, attrsJson);
+            stats.activity++;
+          }
+        } else {
+          metrics ??= await conn.createAppender('opshub_metrics');
+          stats.metrics += appendMetric(metrics, e);
+        }
+      }
+      logs?.closeSync();
+      metrics?.closeSync();
+      activity?.closeSync();
+      const moved = ctx.checkpoints.filter((cp) => {
+        const done = committed.get(posKey(cp.input, cp.key));
+        return done === undefined || cp.order > done;
+      });
+      if (moved.length) await savePositions(conn, moved);
+      await conn.run('COMMIT');
+      for (const cp of moved) committed.set(posKey(cp.input, cp.key), cp.order);
+      return stats;
+    } catch (err) {
+      for (const a of [logs, metrics, activity]) {
+        try {
+          a?.clear();
+          a?.closeSync();
+        } catch {
+          /* the transaction is rolled back below */
+        }
+      }
+      await conn.run('ROLLBACK').catch(() => undefined);
+      // The commit may or may not have happened: read the positions again before the next write.
+      this.committedStale = true;
+      if (/invalidated|FATAL/i.test(duckdbMessage(err))) await this.reopen();
+      throw classify(err);
+    }
+  }
+
+  /** Appends one log row; returns the attributes' JSON for reuse. */
+  private appendLog(a: DuckDBAppender, e: LogEvent): string {
+    const ts = e.timestamp;
+    a.appendTimestamp(new DuckDBTimestampValue(ts / 1000n));
+    a.appendBigInt(ts);
+    a.appendVarchar(e.source);
+    const labels = e.labels;
+    const container = labels.container_name ?? labels.container;
+    if (container !== undefined) a.appendVarchar(container);
+    else a.appendNull();
+    a.appendVarchar(e.level);
+    const category = e.attributes.category;
+    if (typeof category === 'string') a.appendVarchar(category);
+    else a.appendNull();
+    a.appendVarchar(e.message);
+    if (labels !== this.lastLabels && !sameLabels(labels, this.lastLabels)) {
+      this.lastLabels = labels;
+      this.lastLabelsJson = isEmpty(labels) ? '{}' : toJson(labels);
+    }
+    a.appendVarchar(this.lastLabelsJson);
+    const attrsJson = isEmpty(e.attributes) ? '{}' : toJson(e.attributes);
+    a.appendVarchar(attrsJson);
+    a.endRow();
+    return attrsJson;
+  }
+
+  private async reopen(): Promise<void> {
+    this.opts.warn('reopen', 'the DuckDB database reported a fatal error; reopening it');
+    this.closeConnections();
+    await this.open().catch(() => undefined);
+  }
+
+  async checkpoint(): Promise<void> {
+    await this.exclusive(async () => {
+      if (this.writer) await this.writer.run('CHECKPOINT');
+    });
+  }
+
+  /** Runs a read-only query on a connection of its own, so it never waits for or blocks the writer. */
+  async query(sql: string, opts: QueryOptions): Promise<QueryResult> {
+    if (!this.instance || this.closed) throw new RetryableError('the DuckDB store is not open');
+    const conn = await this.instance.connect();
+    this.queries.add(conn);
+    try {
+      return await runReadQuery(conn, sql, opts);
+    } finally {
+      this.queries.delete(conn);
+      conn.closeSync();
+    }
+  }
+
+  private closeConnections(): void {
+    for (const q of this.queries) {
+      try {
+        q.interrupt();
+      } catch {
+        /* closing anyway */
+      }
+    }
+    this.writer?.closeSync();
+    this.writer = undefined;
+    this.instance?.closeSync();
+    this.instance = undefined;
+  }
+
+  /** Waits for queued work, checkpoints, and closes. Safe twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.exclusive(async () => {
+      this.closed = true;
+      if (this.writer) {
+        try {
+          await this.writer.run('CHECKPOINT');
+        } catch (err) {
+          this.opts.warn('checkpoint', `CHECKPOINT at shutdown failed (the WAL is replayed at the next start): ${duckdbMessage(err)}`);
+        }
+      }
+      this.closeConnections();
+    });
+  }
+}
+
+/** Whether a log belongs in the activity table: a session event, or a line that names a user. */
+export function namesSomeone(e: LogEvent): boolean {
+  const a = e.attributes;
+  return a.category === 'session' || str(a.username) !== undefined || str(a.user_id) !== undefined || str(a.email) !== undefined;
+}
+
+function appendOpt(a: DuckDBAppender, v: unknown): void {
+  const s = str(v);
+  if (s === undefined) a.appendNull();
+  else a.appendVarchar(s);
+}
+
+function appendActivity(a: DuckDBAppender, e: LogEvent, attrsJson: string): void {
+  const at = e.attributes;
+  a.appendTimestamp(new DuckDBTimestampValue(e.timestamp / 1000n));
+  a.appendBigInt(e.timestamp);
+  appendOpt(a, at.username);
+  appendOpt(a, at.user_id);
+  appendOpt(a, at.email);
+  appendOpt(a, at.model);
+  const action = str(at.action) ?? (at.category === 'session' ? 'session' : at.http_method !== undefined ? 'request' : str(at.category) ?? 'log');
+  a.appendVarchar(action);
+  appendOpt(a, at.session_id);
+  appendOpt(a, at.ip_address);
+  appendOpt(a, at.user_agent);
+  a.appendVarchar(e.source);
+  appendOpt(a, e.labels.container_name ?? e.labels.container);
+  a.appendVarchar(e.level);
+  a.appendVarchar(e.message);
+  a.appendVarchar(attrsJson);
+  a.endRow();
+}
+
+/** One row per field; returns how many. */
+function appendMetric(a: DuckDBAppender, m: MetricEvent): number {
+  const micros = new DuckDBTimestampValue(m.timestamp / 1000n);
+  const tags = isEmpty(m.tags) ? '{}' : toJson(m.tags);
+  let n = 0;
+  for (const field in m.fields) {
+    const v = m.fields[field]!;
+    a.appendTimestamp(micros);
+    a.appendBigInt(m.timestamp);
+    a.appendVarchar(m.name);
+    a.appendVarchar(field);
+    if (typeof v === 'number') {
+      if (Number.isFinite(v)) a.appendDouble(v);
+      else a.appendNull();
+      a.appendNull();
+    } else if (typeof v === 'bigint') {
+      a.appendDouble(Number(v));
+      a.appendNull();
+    } else if (typeof v === 'boolean') {
+      a.appendDouble(v ? 1 : 0);
+      a.appendNull();
+    } else {
+      a.appendNull();
+      a.appendVarchar(v);
+    }
+    a.appendVarchar(m.type);
+    a.appendVarchar(tags);
+    a.endRow();
+    n++;
+  }
+  return n;
+}
+
+async function savePositions(conn: DuckDBConnection, moved: Checkpoint[]): Promise<void> {
+  const keys: string[] = [];
+  const rows: string[] = [];
+  const values: string[] = [];
+  for (const cp of moved) {
+    keys.push(posKey(cp.input, cp.key));
+    const b = values.length;
+    rows.push(`($${b + 1}, $${b + 2}, $${b + 3}::JSON, $${b + 4}, now()::TIMESTAMP)`);
+    values.push(cp.input, cp.key, toJson(cp.value ?? null), cp.order);
+  }
+  const list = keys.map((_, i) => `$${i + 1}`).join(', ');
+  await conn.run(`DELETE FROM _opshub_positions WHERE input || chr(0) || "key" IN (${list})`, keys);
+  await conn.run(`INSERT INTO _opshub_positions VALUES ${rows.join(', ')}`, values);
+}
