@@ -35,10 +35,11 @@ export function agentBaseUrl(listen: string): string {
   return `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
 }
 
+/** Nothing listens (or can be reached by fetch at all, e.g. a port fetch blocks). */
 function refused(err: unknown): boolean {
-  const cause = (err as { cause?: { code?: string; errors?: Array<{ code?: string }> } }).cause;
+  const cause = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
   const codes = [cause?.code, ...(cause?.errors ?? []).map((e) => e.code)];
-  return codes.some((c) => c === 'ECONNREFUSED' || c === 'EADDRNOTAVAIL');
+  return codes.some((c) => c === 'ECONNREFUSED' || c === 'EADDRNOTAVAIL') || cause?.message === 'bad port';
 }
 
 async function viaAgent(url: string, token: string, sql: string, maxRows: number, timeoutMs: number): Promise<QueryResult | undefined> {
