@@ -3,6 +3,7 @@
 import type { PluginDefinition } from './plugin.ts';
 import stdout from '../plugins/outputs/stdout/index.ts';
 import dockerLogs from '../plugins/inputs/docker_logs/index.ts';
+import dockerStats from '../plugins/inputs/docker_stats/index.ts';
 import regexClassifier from '../plugins/processors/regex_classifier/index.ts';
 import userExtraction from '../plugins/processors/user_extraction/index.ts';
 import jsonParse from '../plugins/processors/json_parse/index.ts';
@@ -11,6 +12,7 @@ import duckdb from '../plugins/outputs/duckdb/index.ts';
 export const builtinPlugins: PluginDefinition[] = [
   stdout,
   dockerLogs,
+  dockerStats,
   regexClassifier,
   userExtraction,
   jsonParse,

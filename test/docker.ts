@@ -52,6 +52,8 @@ export interface RunOptions {
   labels?: Record<string, string>;
   logDriver?: string;
   memoryBytes?: number;
+  restartPolicy?: 'no' | 'on-failure' | 'always' | 'unless-stopped';
+  healthcheck?: { Test: string[]; Interval?: number; Timeout?: number; Retries?: number; StartPeriod?: number };
   start?: boolean;
 }
 
@@ -63,9 +65,11 @@ export async function runContainer(script: string, opts: RunOptions = {}): Promi
     Cmd: ['sh', '-c', script],
     Tty: !!opts.tty,
     Labels: { [TEST_LABEL]: '1', ...(opts.labels ?? {}) },
+    Healthcheck: opts.healthcheck,
     HostConfig: {
       LogConfig: opts.logDriver ? { Type: opts.logDriver, Config: {} } : undefined,
       Memory: opts.memoryBytes,
+      RestartPolicy: opts.restartPolicy ? { Name: opts.restartPolicy } : undefined,
     } as Docker.HostConfig,
   });
   if (opts.start !== false) await container.start();
