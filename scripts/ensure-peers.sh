@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests talk to, from Debian's packages, when
-# they are missing: promtool/prometheus. Each plugin's set-up script adds its
+# they are missing: promtool/prometheus, victoria-metrics, openssl. Each plugin's set-up script adds its
 # own peers (Docker: scripts/ensure-docker.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics) # outputs.prometheus_remote_write tests
+command -v openssl >/dev/null 2>&1 || need+=(openssl)                   # TLS test certificates
 if ((${#need[@]})); then
   echo "installing ${need[*]} from Debian"
   export DEBIAN_FRONTEND=noninteractive
