@@ -16,11 +16,15 @@ export function sanitizeMetricName(name: string): string {
   return /^[a-zA-Z_:]/.test(out) ? out : `_${out}`;
 }
 
-/** A valid label name: [a-zA-Z_][a-zA-Z0-9_]* */
+/**
+ * A valid label name for user data: [a-zA-Z_][a-zA-Z0-9_]*, and not starting
+ * with `__` (reserved for Prometheus' own labels such as `__name__`): a
+ * leading run of underscores becomes one.
+ */
 export function sanitizeLabelName(name: string): string {
-  if (LABEL_NAME_RE.test(name)) return name;
-  const out = name.replace(/[^a-zA-Z0-9_]/g, '_');
-  return /^[a-zA-Z_]/.test(out) ? out : `_${out}`;
+  let out = LABEL_NAME_RE.test(name) ? name : name.replace(/[^a-zA-Z0-9_]/g, '_');
+  if (!/^[a-zA-Z_]/.test(out)) out = `_${out}`;
+  return out.startsWith('__') ? out.replace(/^__+/, '_') : out;
 }
 
 /** The series name of one field of a metric event, e.g. ("gpu", "power_watts", gauge) → "gpu_power_watts". */

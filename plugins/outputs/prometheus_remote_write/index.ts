@@ -17,9 +17,9 @@ import { SeriesMapper, splitBySamples, type Label } from './series.ts';
 export interface RemoteWriteConfig {
   url: string;
   headers: Record<string, string>;
-  basic_auth: { username?: string; password?: string };
+  basic_auth: { username: string; password: string };
   bearer_token: string;
-  tls: { ca_file?: string; cert_file?: string; key_file?: string; insecure_skip_verify?: boolean };
+  tls: { ca_file: string; cert_file: string; key_file: string; insecure_skip_verify: boolean };
   timeout: string;
   external_labels: Record<string, string>;
   host_label: string;
@@ -57,7 +57,7 @@ export class RemoteWriteOutput implements Output {
 
   constructor(private config: RemoteWriteConfig, private ctx: PluginContext) {
     const url = new URL(config.url);
-    const { username = '', password = '' } = config.basic_auth;
+    const { username, password } = config.basic_auth;
     if ((username || password) && config.bearer_token) throw new Error('set basic_auth or bearer_token, not both');
     const headers: Record<string, string> = { ...config.headers };
     if (username || password) headers.Authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
@@ -74,12 +74,11 @@ export class RemoteWriteOutput implements Output {
       extra.set(sanitizeLabelName(config.host_label), ctx.hostname);
     }
     this.mapper = new SeriesMapper([...extra].map(([n, v]): Label => [n, v]));
-    const { ca_file = '', cert_file = '', key_file = '', insecure_skip_verify = false } = config.tls;
     this.client = new RemoteWriteClient({
       url,
       headers,
       timeoutMs: parseDuration(config.timeout),
-      tls: { ca_file, cert_file, key_file, insecure_skip_verify },
+      tls: config.tls,
       signal: ctx.signal,
     });
   }
@@ -165,7 +164,7 @@ export const prometheusRemoteWrite: PluginDefinition<RemoteWriteConfig> = {
       basic_auth: {
         type: 'object',
         additionalProperties: false,
-        default: {},
+        default: { username: '', password: '' },
         description: 'HTTP basic authentication; off when both are empty.',
         properties: {
           username: { type: 'string', default: '', description: 'User name.' },
@@ -176,7 +175,7 @@ export const prometheusRemoteWrite: PluginDefinition<RemoteWriteConfig> = {
       tls: {
         type: 'object',
         additionalProperties: false,
-        default: {},
+        default: { ca_file: '', cert_file: '', key_file: '', insecure_skip_verify: false },
         description: 'TLS for https:// URLs.',
         properties: {
           ca_file: { type: 'string', default: '', description: 'PEM file of the CA(s) to trust besides the system ones.' },

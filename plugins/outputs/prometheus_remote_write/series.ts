@@ -113,7 +113,7 @@ export class SeriesMapper {
     return name;
   }
 
-  /** The tags as sorted labels (empty values and a `__name__` tag left out), plus the extra labels they lack. */
+  /** The tags as sorted labels (empty values left out, `__x` names become `_x`), plus the extra labels they lack. */
   private labels(tags: Record<string, string>): Label[] {
     const labels: Label[] = [];
     const seen = new Set<string>();
@@ -121,7 +121,7 @@ export class SeriesMapper {
       const value = tags[tag]!;
       if (value === '') continue;
       const name = this.labelName(tag);
-      if (name === NAME || seen.has(name)) continue; // first of two tags that sanitise alike wins
+      if (seen.has(name)) continue; // first of two tags that sanitise alike wins
       seen.add(name);
       labels.push([name, value]);
     }

@@ -13,6 +13,8 @@ import https from 'node:https';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { builtinPlugins } from '../../../core/builtins.ts';
+import { loadConfig } from '../../../core/config.ts';
 import { makeLog, makeMetric, type Event, type MetricType } from '../../../core/events.ts';
 import { sanitizeLabelName, sanitizeMetricName, seriesName } from '../../../plugins/common/prometheus_names.ts';
 import { snappyUncompress } from '../../../plugins/common/snappy.ts';
@@ -49,6 +51,8 @@ for (const [input, metricName, labelName] of [
   ['ns:rule', 'ns:rule', 'ns_rule'],
   ['héllo wörld', 'h_llo_w_rld', 'h_llo_w_rld'],
   ['', '_', '_'],
+  ['__meta_x', '__meta_x', '_meta_x'],
+  ['__', '__', '_'],
 ] as const) {
   test(`sanitises ${JSON.stringify(input)} to metric name ${metricName} and label name ${labelName}`, () => {
     assert.equal(sanitizeMetricName(input), metricName);
@@ -88,12 +92,12 @@ test('maps each numeric field to a series: numbers as they are, booleans as 0/1,
   assert.deepEqual([...out.families], [['gpu_power_watts', 'gauge'], ['gpu_in_use', 'gauge'], ['gpu_idle', 'gauge'], ['gpu_mem_bytes', 'gauge']]);
 });
 
-for (const c of [
+for (const c of <Array<{ name: string; extra: Array<[string, string]>; tags: Record<string, string>; labels: string }>>[
   {
-    name: 'sorts labels by name bytewise (upper case before __name__), drops empty values and a __name__ tag',
+    name: 'sorts labels by name bytewise (upper case before __name__), drops empty values, keeps reserved __ names out',
     extra: [] as Array<[string, string]>,
     tags: { zone: 'a', Region: 'eu', empty: '', __name__: 'evil', 'container.name': 'web' },
-    labels: 'Region=eu,__name__=m_v,container_name=web,zone=a',
+    labels: 'Region=eu,__name__=m_v,_name__=evil,container_name=web,zone=a',
   },
   {
     name: 'a tag wins over an extra label of the same name',
@@ -290,7 +294,7 @@ test('host_label "" and send_metadata false leave out the host label and the met
   assert.deepEqual(rx.received[0]!.request.metadata, []);
 });
 
-for (const c of [
+for (const c of <Array<{ status: number; headers: Record<string, string>; what: string }>>[
   { status: 503, headers: {}, what: '503' },
   { status: 500, headers: {}, what: '500' },
   { status: 429, headers: { 'Retry-After': '1' }, what: '429 with Retry-After' },
@@ -438,4 +442,18 @@ test('a configuration with both basic_auth and bearer_token does not start', asy
     startAgent(remoteWriteYaml('http://127.0.0.1:9/api/v1/write', '    bearer_token: t\n    basic_auth:\n      username: u'), { plugins: [input.definition] }),
     /basic_auth or bearer_token, not both/,
   );
+});
+
+test('the fleet sample in testdata validates, with labels and the token from the environment', async () => {
+  const cfg = await loadConfig('plugins/outputs/prometheus_remote_write/testdata/fleet.yaml', {
+    builtins: builtinPlugins,
+    env: { HOST_NAME: 'gpu-box-7', REMOTE_WRITE_URL: 'https://vminsert:8480/insert/0/prometheus/api/v1/write', REMOTE_WRITE_TOKEN: 't0k' },
+  });
+  const out = cfg.outputs[0]!;
+  assert.equal(cfg.hostname, 'gpu-box-7');
+  assert.equal(out.type, 'prometheus_remote_write');
+  assert.deepEqual(out.options.external_labels, { cluster: 'prod' });
+  assert.equal(out.options.bearer_token, 't0k');
+  assert.equal(out.options.host_label, 'host');
+  assert.equal(out.bufferLimit, 100_000);
 });
