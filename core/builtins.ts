@@ -2,6 +2,7 @@
 
 import type { PluginDefinition } from './plugin.ts';
 import stdout from '../plugins/outputs/stdout/index.ts';
+import system from '../plugins/inputs/system/index.ts';
 import loki from '../plugins/outputs/loki/index.ts';
 import prometheusRemoteWrite from '../plugins/outputs/prometheus_remote_write/index.ts';
 import dockerLogs from '../plugins/inputs/docker_logs/index.ts';
@@ -13,6 +14,7 @@ import duckdb from '../plugins/outputs/duckdb/index.ts';
 
 export const builtinPlugins: PluginDefinition[] = [
   stdout,
+  system,
   loki,
   prometheusRemoteWrite,
   dockerLogs,
