@@ -10,7 +10,7 @@
 // and all before it are delivered. Reading pauses while too many lines are
 // unacknowledged, so a slow output slows reading instead of overflowing.
 
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { backoffDelay, sleep } from '../../../core/backoff.ts';
@@ -331,6 +331,8 @@ export class DockerLogsInput implements ServiceInput {
   private pending = 0;
   private fastFile?: string;
   private fastPending = false;
+  private fastFd?: number;
+  private fastSize = 0;
   /** Engine time when this instance first connected (saved): the "end" of start_from: end. */
   private first = 0n;
 
@@ -492,12 +494,24 @@ export class DockerLogsInput implements ServiceInput {
     });
   }
 
+  /**
+   * One positional write at offset 0, padded with spaces to the longest
+   * content so far: a single write() is never torn by killing the process,
+   * and JSON.parse ignores the padding. (A power loss can leave it torn; then
+   * it does not parse and checkpoints.json is used.)
+   */
   private writeFast(): void {
     if (!this.fastFile || !this.checkpoints) return;
     try {
-      mkdirSync(path.dirname(this.fastFile), { recursive: true });
-      writeFileSync(`${this.fastFile}.tmp`, JSON.stringify(Object.fromEntries(this.checkpoints.entries())));
-      renameSync(`${this.fastFile}.tmp`, this.fastFile);
+      if (this.fastFd === undefined) {
+        mkdirSync(path.dirname(this.fastFile), { recursive: true });
+        this.fastFd = openSync(this.fastFile, 'w');
+        this.fastSize = 0;
+      }
+      let text = JSON.stringify(Object.fromEntries(this.checkpoints.entries()));
+      if (text.length < this.fastSize) text = text.padEnd(this.fastSize);
+      this.fastSize = text.length;
+      writeSync(this.fastFd, text, 0, 'utf8');
     } catch (err) {
       this.ctx.log.once('fast-save', 'warn', `cannot write ${this.fastFile}: ${errorMessage(err)} (positions are still saved to checkpoints.json)`);
     }
@@ -554,6 +568,8 @@ export class DockerLogsInput implements ServiceInput {
   /** After the outputs drained: the last acknowledgements are saved. */
   async close(): Promise<void> {
     this.writeFast();
+    if (this.fastFd !== undefined) closeSync(this.fastFd);
+    this.fastFd = undefined;
     await this.checkpoints?.flush();
   }
 }

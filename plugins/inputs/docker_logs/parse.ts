@@ -45,6 +45,8 @@ const EMPTY = Buffer.alloc(0);
 export class LogStreamParser {
   private rest: Buffer = EMPTY;
   private partial: Record<StreamName, Partial | undefined> = { stdout: undefined, stderr: undefined };
+  private lastSecs = '';
+  private lastSecsNs = 0n;
   /** Malformed messages (no timestamp), counted. */
   malformed = 0;
 
@@ -118,7 +120,7 @@ export class LogStreamParser {
   /** One log message: "<ts> <content>" in data[start, end). */
   private message(stream: StreamName, data: Buffer, start: number, end: number): void {
     const sp = data.indexOf(SP, start);
-    const ts = sp > start && sp < end ? parseRfc3339Ns(data.toString('latin1', start, sp)) : undefined;
+    const ts = sp > start && sp < end ? this.timestamp(data.toString('latin1', start, sp)) : undefined;
     if (ts === undefined) {
       this.malformed++;
       return;
@@ -141,6 +143,22 @@ export class LogStreamParser {
     }
     this.append(p, data, contentStart, complete ? end - 1 : end);
     if (complete) this.flushPartial(stream);
+  }
+
+  /** Docker's "2026-11-23T12:00:00.123456789Z", with the seconds of the last one cached (lines come in bursts). */
+  private timestamp(text: string): bigint | undefined {
+    if (text.length === 30 && text.charCodeAt(19) === 0x2e && text.charCodeAt(29) === 0x5a) {
+      const secs = text.slice(0, 19);
+      if (secs !== this.lastSecs) {
+        const ms = Date.parse(`${secs}Z`);
+        if (Number.isNaN(ms)) return parseRfc3339Ns(text);
+        this.lastSecs = secs;
+        this.lastSecsNs = BigInt(ms) * 1_000_000n;
+      }
+      const frac = Number(text.slice(20, 29));
+      if (Number.isInteger(frac) && frac >= 0) return this.lastSecsNs + BigInt(frac);
+    }
+    return parseRfc3339Ns(text);
   }
 
   private append(p: Partial, data: Buffer, start: number, end: number): void {

@@ -94,8 +94,10 @@ test('stats agree with docker stats --no-stream: memory within a few percent, a 
     assert.ok(Math.abs((ours.fields.limit_bytes as number) - cliBytes(cli.MemUsage.split('/')[1])) / (ours.fields.limit_bytes as number) < 0.01, 'limit');
     const cpu = latest(mem.events, 'docker_container_cpu', name)!.fields.usage_percent as number;
     const cliCpu = Number.parseFloat(cli.CPUPerc);
-    assert.ok(cpu > 70 && cpu < 130, `busy loop CPU ${cpu} % (docker stats: ${cli.CPUPerc})`);
-    assert.ok(Math.abs(cpu - cliCpu) < 30, `CPU ${cpu} vs docker stats ${cliCpu}`);
+    // One spinning process: one core, 100 %, unless other work on this
+    // 2-core machine takes part of it; docker stats sees the same.
+    assert.ok(cpu > 50 && cpu < 115, `busy loop CPU ${cpu} % (docker stats: ${cli.CPUPerc})`);
+    assert.ok(Math.abs(cpu - cliCpu) < 25, `CPU ${cpu} vs docker stats ${cliCpu}`);
     const status = latest(mem.events, 'docker_container_status', name)!;
     assert.equal(status.fields.status, 'running');
     assert.equal(status.fields.pids, Number(cli.PIDs));
