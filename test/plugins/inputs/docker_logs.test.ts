@@ -2,8 +2,12 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import { formatNs, type Event, type LogEvent } from '../../../core/events.ts';
 import { memoryOutput, startAgent, tempDir, waitFor, type TestAgent } from '../../helpers.ts';
+import type { DockerLogsInput } from '../../../plugins/inputs/docker_logs/index.ts';
 import { cliLogs, removeTestContainers, requireDocker, runContainer, uniqueName, waitExited } from '../../docker.ts';
 
 before(async () => {
@@ -224,4 +228,68 @@ test('a container whose log driver cannot be read gets one warning, no retries',
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(a.logs.filter((l) => l.message.includes(name)).length, 1);
   });
+});
+
+test('removed containers are released: no follower and no open stream is left', async () => {
+  const tag = uniqueName('opshub-test-rm');
+  await withAgent(yaml({ include: [`^${tag}`] }), async (a, events) => {
+    const input = a.agent.pipeline.inputs.get('docker_logs')!.plugin as DockerLogsInput;
+    await waitFor(() => input.followed().length === 0, 5000, 'started');
+    const fdsBefore = readdirSync('/proc/self/fd').length;
+    const cs = await Promise.all([1, 2, 3, 4, 5].map((i) => runContainer(`echo hello ${i}; while true; do sleep 1; done`, { name: `${tag}-${i}` })));
+    await waitFor(() => events.length === 5, 15_000, 'a line from each');
+    assert.equal(input.followed().filter((f) => f.reading).length, 5);
+    await Promise.all(cs.map((c) => c.remove({ force: true })));
+    await waitFor(() => input.followed().length === 0, 15_000, 'all released');
+    await waitFor(() => readdirSync('/proc/self/fd').length <= fdsBefore + 1, 10_000, 'sockets closed');
+  });
+});
+
+test('the engine going away is reported once, retried with backoff, and reading resumes without loss', { timeout: 90_000 }, async () => {
+  // A unix-socket proxy in front of the real engine that the test can cut.
+  const tmp = tempDir();
+  const sock = path.join(tmp.dir, 'docker.sock');
+  const conns = new Set<net.Socket>();
+  let server: net.Server | undefined;
+  const up = () =>
+    new Promise<void>((resolve) => {
+      rmSync(sock, { force: true });
+      server = net.createServer((client) => {
+        const engine = net.connect('/var/run/docker.sock');
+        for (const s of [client, engine]) {
+          conns.add(s);
+          s.on('close', () => conns.delete(s));
+          s.on('error', () => undefined);
+        }
+        client.pipe(engine).pipe(client);
+        client.on('close', () => engine.destroy());
+        engine.on('close', () => client.destroy());
+      });
+      server.listen(sock, resolve);
+    });
+  const down = () => new Promise<void>((resolve) => {
+    server!.close(() => resolve());
+    for (const s of conns) s.destroy();
+  });
+  const name = uniqueName('opshub-test-gone');
+  try {
+    await up();
+    await withAgent(yaml({ include: [`^${name}$`], endpoint: `unix://${sock}` }), async (a, events) => {
+      const c = await runContainer('i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo "n $i"; sleep 0.02; done', { name });
+      await waitFor(() => logsOf(events, name).length > 20, 15_000, 'lines before the cut');
+      await down();
+      await waitFor(() => a.logs.some((l) => /unreachable/.test(l.message)), 15_000, 'warning');
+      await new Promise((r) => setTimeout(r, 2500)); // several retries
+      assert.equal(a.logs.filter((l) => /unreachable/.test(l.message)).length, 1, 'said once');
+      await up();
+      await waitFor(() => a.logs.some((l) => /reachable again/.test(l.message)), 30_000, 'reconnected');
+      await waitExited(c);
+      await waitFor(() => logsOf(events, name).length >= 300, 30_000, 'all lines');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(logsOf(events, name).map((e) => e.message), Array.from({ length: 300 }, (_, i) => `n ${i + 1}`));
+    });
+  } finally {
+    if (server?.listening) await down();
+    tmp.cleanup();
+  }
 });
