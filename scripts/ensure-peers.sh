@@ -9,6 +9,8 @@ need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics) # outputs.prometheus_remote_write tests
 command -v openssl >/dev/null 2>&1 || need+=(openssl)                   # TLS test certificates
+# inputs.session_webhook runs the shipped Open WebUI filter (config/examples/*.py) with Python + pydantic
+{ python3 -c 'import pydantic' || /usr/bin/python3 -c 'import pydantic'; } >/dev/null 2>&1 || need+=(python3 python3-pydantic)
 if ((${#need[@]})); then
   echo "installing ${need[*]} from Debian"
   export DEBIAN_FRONTEND=noninteractive
