@@ -11,6 +11,8 @@ import regexClassifier from '../plugins/processors/regex_classifier/index.ts';
 import userExtraction from '../plugins/processors/user_extraction/index.ts';
 import jsonParse from '../plugins/processors/json_parse/index.ts';
 import duckdb from '../plugins/outputs/duckdb/index.ts';
+import nvidiaSmi from '../plugins/inputs/nvidia_smi/index.ts';
+import sessionWebhook from '../plugins/inputs/session_webhook/index.ts';
 
 export const builtinPlugins: PluginDefinition[] = [
   stdout,
@@ -23,4 +25,6 @@ export const builtinPlugins: PluginDefinition[] = [
   userExtraction,
   jsonParse,
   duckdb,
+  nvidiaSmi,
+  sessionWebhook,
 ];
