@@ -4,6 +4,7 @@ import type { PluginDefinition } from './plugin.ts';
 import stdout from '../plugins/outputs/stdout/index.ts';
 import system from '../plugins/inputs/system/index.ts';
 import loki from '../plugins/outputs/loki/index.ts';
+import websocket from '../plugins/outputs/websocket/index.ts';
 import prometheusRemoteWrite from '../plugins/outputs/prometheus_remote_write/index.ts';
 import dockerLogs from '../plugins/inputs/docker_logs/index.ts';
 import dockerStats from '../plugins/inputs/docker_stats/index.ts';
@@ -18,6 +19,7 @@ export const builtinPlugins: PluginDefinition[] = [
   stdout,
   system,
   loki,
+  websocket,
   prometheusRemoteWrite,
   dockerLogs,
   dockerStats,
