@@ -390,10 +390,11 @@ test('a hung nvidia-smi is killed after timeout with everything it started, logg
   }
 });
 
+/** Whether a process runs (a killed one that nobody reaped yet, a zombie, counts as gone). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
