@@ -2,6 +2,7 @@
 
 import type { PluginDefinition } from './plugin.ts';
 import stdout from '../plugins/outputs/stdout/index.ts';
+import prometheus from '../plugins/outputs/prometheus/index.ts';
 import system from '../plugins/inputs/system/index.ts';
 import loki from '../plugins/outputs/loki/index.ts';
 import websocket from '../plugins/outputs/websocket/index.ts';
@@ -17,6 +18,7 @@ import sessionWebhook from '../plugins/inputs/session_webhook/index.ts';
 
 export const builtinPlugins: PluginDefinition[] = [
   stdout,
+  prometheus,
   system,
   loki,
   websocket,
