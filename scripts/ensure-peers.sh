@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need+=(prometheus)  # promtool check metrics; a real server scrapes outputs.prometheus
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics) # outputs.prometheus_remote_write tests
 command -v openssl >/dev/null 2>&1 || need+=(openssl)                   # TLS test certificates
 # inputs.session_webhook runs the shipped Open WebUI filter (config/examples/*.py) with Python + pydantic
