@@ -2,8 +2,10 @@
 
 import type { PluginDefinition } from './plugin.ts';
 import stdout from '../plugins/outputs/stdout/index.ts';
+import prometheus from '../plugins/outputs/prometheus/index.ts';
 import system from '../plugins/inputs/system/index.ts';
 import loki from '../plugins/outputs/loki/index.ts';
+import websocket from '../plugins/outputs/websocket/index.ts';
 import prometheusRemoteWrite from '../plugins/outputs/prometheus_remote_write/index.ts';
 import dockerLogs from '../plugins/inputs/docker_logs/index.ts';
 import dockerStats from '../plugins/inputs/docker_stats/index.ts';
@@ -16,8 +18,10 @@ import sessionWebhook from '../plugins/inputs/session_webhook/index.ts';
 
 export const builtinPlugins: PluginDefinition[] = [
   stdout,
+  prometheus,
   system,
   loki,
+  websocket,
   prometheusRemoteWrite,
   dockerLogs,
   dockerStats,
