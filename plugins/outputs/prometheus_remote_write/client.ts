@@ -25,6 +25,8 @@ export class RejectedError extends PermanentError {
 
 const MAX_BODY = 4096;
 
+class StaleSocketError extends RetryableError {}
+
 /** Milliseconds from a Retry-After header (seconds or an HTTP date), if it has a usable one. */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined;
@@ -71,6 +73,15 @@ export class RemoteWriteClient {
 
   /** Sends one compressed WriteRequest; resolves on 2xx, throws RetryableError or RejectedError otherwise. */
   post(body: Buffer): Promise<void> {
+    // A kept-alive connection the receiver closed while idle fails at once with
+    // ECONNRESET: send again right away on a fresh one (Node's documented pattern).
+    return this.attempt(body).catch((err: unknown) => {
+      if (err instanceof StaleSocketError) return this.attempt(body);
+      throw err;
+    });
+  }
+
+  private attempt(body: Buffer): Promise<void> {
     const { url, headers, timeoutMs, signal } = this.opts;
     if (!this.agent) return Promise.reject(new RetryableError('the output is not started'));
     const agent = this.agent;
@@ -78,8 +89,9 @@ export class RemoteWriteClient {
       const request = url.protocol === 'https:' ? https.request : http.request;
       const req = request(url, { method: 'POST', agent, headers: { ...headers, 'Content-Length': String(body.length) }, signal });
       const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      req.on('error', (err) => {
+      req.on('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
+        if (req.reusedSocket && err.code === 'ECONNRESET') return reject(new StaleSocketError(`cannot send to ${url.host}: ${err.message}`));
         reject(new RetryableError(`cannot send to ${url.host}: ${err.message}`));
       });
       req.on('response', (res) => {

@@ -374,6 +374,35 @@ test('retries while the receiver is not listening and delivers everything once i
   assert.deepEqual(got, Array.from({ length: 6 }, (_, i) => `${T0 + i} ${i}`));
 });
 
+test('a kept-alive connection the receiver dropped is replaced at once, without a failed write', async (t) => {
+  const got: string[] = [];
+  const perSocket = new WeakMap<object, number>();
+  const server = http.createServer((req, res) => {
+    const n = (perSocket.get(req.socket) ?? 0) + 1;
+    perSocket.set(req.socket, n);
+    if (n === 2) return req.socket.destroy(); // the second request on a kept-alive connection: dropped, as by an idle timeout
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      for (const s of decodeWriteRequest(snappyUncompress(Buffer.concat(chunks))).timeseries) for (const x of s.samples) got.push(`${x.timestamp} ${x.value}`);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  }));
+  const a = await agentTo(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/write`);
+  t.after(() => a.agent.stop());
+  a.emit([metric('m', { v: 1 }, {}, T0)]);
+  await waitFor(() => a.running().written === 1, 10_000, 'the first batch');
+  a.emit([metric('m', { v: 2 }, {}, T0 + 1)]);
+  await waitFor(() => a.running().written === 2, 10_000, 'the second batch');
+  assert.deepEqual(got, [`${T0} 1`, `${T0 + 1} 2`]);
+  assert.equal(a.running().write_errors, 0);
+});
+
 test('a request that gets no answer within timeout is retried', async (t) => {
   let hung = 0;
   const rx = await receiver();
