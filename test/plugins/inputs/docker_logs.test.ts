@@ -293,3 +293,20 @@ test('the engine going away is reported once, retried with backoff, and reading 
     tmp.cleanup();
   }
 });
+
+test('a container stopped and started again while the agent runs: its next run is read, nothing twice', async () => {
+  const name = uniqueName('opshub-test-again');
+  await withAgent(yaml({ include: [`^${name}$`] }), async (_a, events) => {
+    const c = await runContainer('seq 1 50', { name });
+    await waitExited(c);
+    await waitFor(() => logsOf(events, name).length === 50, 15_000, 'first run');
+    await c.start();
+    await waitExited(c);
+    await waitFor(() => logsOf(events, name).length >= 100, 15_000, 'second run');
+    await new Promise((r) => setTimeout(r, 500));
+    const got = logsOf(events, name).map((e) => `${formatNs(e.timestamp)} ${e.message}`);
+    const want = (await cliLogs(c)).map((l) => `${l.ts} ${l.text}`);
+    assert.equal(got.length, 100);
+    assert.deepEqual(got.sort(), want.sort());
+  });
+});

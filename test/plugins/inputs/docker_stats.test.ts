@@ -83,21 +83,25 @@ test('stats agree with docker stats --no-stream: memory within a few percent, a 
   const a = await startAgent(yaml(name), { plugins: [mem.definition] });
   try {
     await waitFor(() => !!latest(mem.events, 'docker_container_mem', name), 20_000, 'a sample');
-    const count = mem.events.length;
-    const cli = JSON.parse(await dockerCli(['stats', '--no-stream', '--format', '{{json .}}', name]));
-    await waitFor(() => mem.events.length > count && !!latest(mem.events.slice(count), 'docker_container_mem', name), 20_000, 'the next sample');
-    const ours = latest(mem.events, 'docker_container_mem', name)!;
+    // Sample at the same moment as `docker stats --no-stream`: the engine
+    // serves both from the same measurements, so they must agree closely.
+    const input = a.agent.pipeline.inputs.get('docker_stats')!.plugin as DockerStatsInput;
+    const direct: MetricEvent[] = [];
+    const acc = { metric: (n: string, fields: any, tags: any) => direct.push({ kind: 'metric', name: n, fields, tags, timestamp: 0n, type: 'gauge' }), error: (e: unknown) => { throw e; } } as any;
+    const [cliText] = await Promise.all([dockerCli(['stats', '--no-stream', '--format', '{{json .}}', name]), input.gather(acc)]);
+    const cli = JSON.parse(cliText);
+    const ours = latest(direct, 'docker_container_mem', name)!;
     const theirs = cliBytes(cli.MemUsage);
     const usage = ours.fields.usage_bytes as number;
     assert.ok(usage > 15e6, `holds the 20 MB (${usage})`);
-    assert.ok(Math.abs(usage - theirs) / theirs < 0.05, `memory ${usage} vs docker stats ${theirs} (${cli.MemUsage})`);
+    assert.ok(Math.abs(usage - theirs) / theirs < 0.03, `memory ${usage} vs docker stats ${theirs} (${cli.MemUsage})`);
     assert.ok(Math.abs((ours.fields.limit_bytes as number) - cliBytes(cli.MemUsage.split('/')[1])) / (ours.fields.limit_bytes as number) < 0.01, 'limit');
-    const cpu = latest(mem.events, 'docker_container_cpu', name)!.fields.usage_percent as number;
+    const cpu = latest(direct, 'docker_container_cpu', name)!.fields.usage_percent as number;
     const cliCpu = Number.parseFloat(cli.CPUPerc);
-    // One spinning process: one core, 100 %, unless other work on this
-    // 2-core machine takes part of it; docker stats sees the same.
-    assert.ok(cpu > 50 && cpu < 115, `busy loop CPU ${cpu} % (docker stats: ${cli.CPUPerc})`);
-    assert.ok(Math.abs(cpu - cliCpu) < 25, `CPU ${cpu} vs docker stats ${cliCpu}`);
+    // One spinning process is one core: 100 % on an idle machine; other work
+    // on this 2-core machine may take part of it, and docker stats sees the same.
+    assert.ok(cpu > 30 && cpu < 115, `busy loop CPU ${cpu} % (docker stats: ${cli.CPUPerc})`);
+    assert.ok(Math.abs(cpu - cliCpu) < 10, `CPU ${cpu} vs docker stats ${cliCpu}`);
     const status = latest(mem.events, 'docker_container_status', name)!;
     assert.equal(status.fields.status, 'running');
     assert.equal(status.fields.pids, Number(cli.PIDs));
