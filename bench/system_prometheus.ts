@@ -24,7 +24,7 @@ const ctx: PluginContext = {
 };
 
 async function gatherCost(name: string, reader: HostReader, rounds: number): Promise<void> {
-  const input = createSystem(defaults<SystemConfig>(system), ctx, reader);
+  const input = createSystem(defaults<SystemConfig>(system), ctx, () => reader);
   let events = 0;
   const acc = { emitMany: (es: Event[]) => void (events += es.length), error: () => undefined } as unknown as Accumulator;
   await input.gather(acc); // warm up

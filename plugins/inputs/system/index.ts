@@ -8,7 +8,7 @@ import { makeMetric, nowNs, type MetricEvent } from '../../../core/events.ts';
 import { errorMessage } from '../../../core/log.ts';
 import type { Accumulator, PluginContext, PluginDefinition, PullInput } from '../../../core/plugin.ts';
 import { IDLE_MODES, type CpuTimes, type Mount } from './procfs.ts';
-import { defaultReader, type HostReader } from './readers.ts';
+import { defaultReader, type HostReader, type LinuxReaderOptions } from './readers.ts';
 
 export const COLLECTORS = ['cpu', 'memory', 'disk', 'network', 'load'] as const;
 export type Collector = (typeof COLLECTORS)[number];
@@ -66,21 +66,27 @@ export function cpuUsagePercent(prev: CpuTimes['seconds'], cur: CpuTimes['second
   return Math.min(100, Math.max(0, percent(total - idle, total)));
 }
 
-export function createSystem(config: SystemConfig, ctx: PluginContext, reader?: HostReader): PullInput {
+/**
+ * `makeReader` gets the hooks the plugin needs (hung-mount reports) and
+ * returns where the numbers come from; tests pass fixtures or fakes.
+ */
+export function createSystem(
+  config: SystemConfig,
+  ctx: PluginContext,
+  makeReader: (hooks: Pick<LinuxReaderOptions, 'onStuckMount'>) => HostReader = defaultReader,
+): PullInput {
   const collect = new Set(config.collect);
   const wantMount = filter(config.include_mount_points, config.exclude_mount_points);
   const wantFsType = filter(config.include_fs_types, config.exclude_fs_types);
   const wantFs = (m: Mount) => wantMount(m.mount) && wantFsType(m.fstype);
   const wantInterface = filter(config.include_interfaces, config.exclude_interfaces);
   const stuckMounts: string[] = [];
-  const host =
-    reader ??
-    defaultReader({
-      onStuckMount: (mount) => {
-        stuckMounts.push(mount);
-        ctx.log.once(`stuck:${mount}`, 'warn', `statfs(${mount}) does not answer (a hung network mount?): skipping it until it does`);
-      },
-    });
+  const host = makeReader({
+    onStuckMount: (mount) => {
+      stuckMounts.push(mount);
+      ctx.log.once(`stuck:${mount}`, 'warn', `statfs(${mount}) does not answer (a hung network mount?): skipping it until it does`);
+    },
+  });
   /** Cpu times of the previous gather, per cpu, for usage. */
   let previous = new Map<string, CpuTimes['seconds']>();
   const failing = new Set<string>();

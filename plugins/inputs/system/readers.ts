@@ -66,6 +66,8 @@ export interface LinuxReaderOptions {
   statfsTimeoutMs?: number;
   /** Told about a mount skipped because its statfs hangs. */
   onStuckMount?: (mount: string) => void;
+  /** statfs(2); replaceable to simulate a hung network mount in tests. */
+  statfs?: (path: string) => Promise<{ blocks: number; bsize: number; bfree: number; bavail: number; files: number; ffree: number }>;
 }
 
 export function linuxReader(opts: LinuxReaderOptions = {}): HostReader {
@@ -83,7 +85,7 @@ export function linuxReader(opts: LinuxReaderOptions = {}): HostReader {
       return undefined;
     }
     stuck.add(m.mount);
-    const call = statfs(m.mount);
+    const call = (opts.statfs ?? statfs)(m.mount);
     call.then(() => stuck.delete(m.mount), () => stuck.delete(m.mount));
     let s;
     try {

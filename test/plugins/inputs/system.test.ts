@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { statfs as realStatfs } from 'node:fs/promises';
 import os from 'node:os';
 import { stringify } from 'yaml';
 import { builtinPlugins } from '../../../core/builtins.ts';
@@ -11,6 +12,7 @@ import type { Accumulator, PluginContext } from '../../../core/plugin.ts';
 import { createSystem, cpuUsagePercent, type SystemConfig } from '../../../plugins/inputs/system/index.ts';
 import { parseMounts, parseNetDev, parseProcStat } from '../../../plugins/inputs/system/procfs.ts';
 import { linuxReader, portableReader, defaultReader, type HostReader } from '../../../plugins/inputs/system/readers.ts';
+import { waitFor } from '../../helpers.ts';
 
 const TESTDATA = 'plugins/inputs/system/testdata/proc';
 
@@ -173,7 +175,7 @@ test('cpu usage appears from the second gather, per cpu and in total, between 0 
 });
 
 test('per_cpu: false reports the counters and usage of all cpus together as cpu="total"', async () => {
-  const input = createSystem(await options({ collect: ['cpu'], per_cpu: false }), context(), linuxReader({ proc: TESTDATA }));
+  const input = createSystem(await options({ collect: ['cpu'], per_cpu: false }), context(), () => linuxReader({ proc: TESTDATA }));
   const { acc, events } = collector();
   await input.gather(acc);
   await input.gather(acc); // same counters: no time passed, so no usage
@@ -194,7 +196,7 @@ test('collect runs only the listed collectors', async () => {
     [['load', 'memory'], ['system', 'system_memory', 'system_swap']],
   ];
   for (const [collect, names] of table) {
-    const input = createSystem(await options({ collect }), context(), linuxReader({ proc: TESTDATA }));
+    const input = createSystem(await options({ collect }), context(), () => linuxReader({ proc: TESTDATA }));
     const { acc, events } = collector();
     await input.gather(acc);
     assert.deepEqual([...new Set(events.map((e) => e.name))].sort(), names, collect.join(','));
@@ -213,13 +215,13 @@ test('mount point and filesystem type filters choose the filesystems reported', 
     [{ include_mount_points: ['/var/lib/docker/overlay2/*'], exclude_mount_points: [], exclude_fs_types: [] }, []], // its directory does not exist: skipped quietly
   ];
   for (const [extra, mounts] of table) {
-    const input = createSystem(await options({ collect: ['disk'], ...extra }), context(), linuxReader({ proc: TESTDATA }));
+    const input = createSystem(await options({ collect: ['disk'], ...extra }), context(), () => linuxReader({ proc: TESTDATA }));
     const { acc, events, errors } = collector();
     await input.gather(acc);
     assert.deepEqual(errors, []);
     assert.deepEqual(events.map((e) => e.tags.mount).sort(), mounts, JSON.stringify(extra));
   }
-  const input = createSystem(await options({ collect: ['disk'] }), context(), linuxReader({ proc: TESTDATA }));
+  const input = createSystem(await options({ collect: ['disk'] }), context(), () => linuxReader({ proc: TESTDATA }));
   const { acc, events } = collector();
   await input.gather(acc);
   const byMount = Object.fromEntries(events.map((e) => [e.tags.mount, e.tags]));
@@ -234,13 +236,13 @@ test('interface filters choose the interfaces reported; counters come from /proc
     [{ exclude_interfaces: ['lo', 'veth*'] }, ['docker0', 'eth0']],
   ];
   for (const [extra, names] of table) {
-    const input = createSystem(await options({ collect: ['network'], ...extra }), context(), linuxReader({ proc: TESTDATA }));
+    const input = createSystem(await options({ collect: ['network'], ...extra }), context(), () => linuxReader({ proc: TESTDATA }));
     const { acc, events } = collector();
     await input.gather(acc);
     assert.deepEqual(events.map((e) => e.tags.interface).sort(), names, JSON.stringify(extra));
     for (const e of events) assert.equal(e.type, 'counter');
   }
-  const input = createSystem(await options({ collect: ['network'], include_interfaces: ['eth0'] }), context(), linuxReader({ proc: TESTDATA }));
+  const input = createSystem(await options({ collect: ['network'], include_interfaces: ['eth0'] }), context(), () => linuxReader({ proc: TESTDATA }));
   const { acc, events } = collector();
   await input.gather(acc);
   assert.deepEqual(events[0]!.fields, {
@@ -266,7 +268,7 @@ test('a failing collector is logged once and counted while the others keep repor
       return base.network();
     },
   };
-  const input = createSystem(await options({ collect: ['memory', 'network'] }), context(logs), reader);
+  const input = createSystem(await options({ collect: ['memory', 'network'] }), context(logs), () => reader);
   const { acc, events, errors } = collector();
   await input.gather(acc);
   await input.gather(acc);
@@ -279,15 +281,47 @@ test('a failing collector is logged once and counted while the others keep repor
   assert.equal(logs.filter((l) => l.message.includes('network collector recovered')).length, 1);
 
   const allBroken: HostReader = { ...base, memory: async () => Promise.reject(new Error('gone')) };
-  const failing = createSystem(await options({ collect: ['memory'] }), context(), allBroken);
+  const failing = createSystem(await options({ collect: ['memory'] }), context(), () => allBroken);
   await assert.rejects(failing.gather(collector().acc), /every collector failed: gone/);
+});
+
+test('a filesystem whose statfs hangs (dead NFS server) is skipped, logged once and counted, and not asked again until it answers', async () => {
+  const logs: LogRecord[] = [];
+  const calls: string[] = [];
+  let answer!: () => void;
+  const hung = new Promise<void>((r) => (answer = r));
+  const statfs = async (p: string) => {
+    calls.push(p);
+    if (p !== '/usr') return realStatfs(p);
+    await hung; // the nfs4 mount of testdata
+    return { blocks: 100, bsize: 4096, bfree: 50, bavail: 40, files: 10, ffree: 5 };
+  };
+  const input = createSystem(await options({ collect: ['disk'] }), context(logs), (hooks) => linuxReader({ proc: TESTDATA, statfsTimeoutMs: 500, statfs, ...hooks }));
+  const { acc, events, errors, reset } = collector();
+  await input.gather(acc);
+  assert.deepEqual(events.map((e) => e.tags.mount).sort(), ['/', '/etc']);
+  assert.equal(errors.length, 1);
+  reset();
+  await input.gather(acc);
+  assert.deepEqual(events.map((e) => e.tags.mount).sort(), ['/', '/etc']);
+  assert.equal(errors.length, 2, 'counted on every gather it is skipped');
+  assert.equal(calls.filter((c) => c === '/usr').length, 1, 'no second statfs while the first hangs');
+  assert.equal(logs.filter((l) => l.message.includes('statfs(/usr) does not answer')).length, 1, 'logged once');
+  answer();
+  await waitFor(async () => {
+    reset();
+    await input.gather(acc);
+    return events.some((e) => e.tags.mount === '/usr');
+  }, 10_000, '/usr reported again');
+  const usr = events.find((e) => e.tags.mount === '/usr')!;
+  assert.deepEqual(usr.fields, { size_bytes: 409600, used_bytes: 204800, avail_bytes: 163840, free_bytes: 204800, used_percent: (100 * 204800) / (204800 + 163840), files: 10, files_free: 5 });
 });
 
 test('the portable reader (node:os, systeminformation) yields the same names, without packets and Linux-only cpu modes', async () => {
   const config = await options({ include_mount_points: ['/'], exclude_fs_types: [] });
   const names = async (reader: HostReader) => {
     const { acc, events } = collector();
-    await createSystem(config, context(), reader).gather(acc);
+    await createSystem(config, context(), () => reader).gather(acc);
     return { s: series(events), keys: [...series(events).keys()].sort() };
   };
   const linux = await names(defaultReader());
