@@ -13,6 +13,9 @@ const WORDS: Record<string, Level> = {
   critical: 'critical', crit: 'critical', fatal: 'critical', panic: 'critical', emerg: 'critical', emergency: 'critical', alert: 'critical', f: 'critical',
 };
 
+// The upper-case spellings too, so the common "INFO" / "ERROR" need no lower-casing.
+for (const [k, v] of Object.entries(WORDS)) WORDS[k.toUpperCase()] = v;
+
 /** OpsHub level for a level word in any case ("WARN", "Warning", "err", "FATAL"); undefined when unknown. */
 export function levelFromWord(word: string): Level | undefined {
   const direct = WORDS[word];

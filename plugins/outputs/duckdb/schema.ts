@@ -3,6 +3,11 @@
 // OpsHub's column names. No primary keys or indexes: the tables are
 // append-heavy, and indexes make WAL replay after a crash fragile.
 //
+// Promoted attributes: `category` and `container_id` (an attribute or label)
+// are columns of opshub_logs and are left out of its attributes JSON; per
+// container constants repeated in every row's JSON would double what DuckDB
+// has to validate, write and compress per row.
+//
 // Timestamps: `timestamp` is a TIMESTAMP (µs, UTC) so that everyday SQL such
 // as `timestamp > now() - INTERVAL 1 HOUR` works; `timestamp_ns` is the
 // event's exact time in nanoseconds since the epoch (BIGINT) — full precision,
@@ -20,6 +25,7 @@ export const TABLES_DDL = [
     timestamp_ns BIGINT NOT NULL,
     source VARCHAR,
     container_name VARCHAR,
+    container_id VARCHAR,
     level VARCHAR,
     category VARCHAR,
     message VARCHAR,
@@ -100,7 +106,7 @@ export const TABLES_DDL = [
 export const VIEWS: Array<[name: string, sql: string]> = [
   [
     'logs',
-    `SELECT "timestamp", container_name, COALESCE(labels->>'container_id', attributes->>'container_id') AS container_id, level, message,
+    `SELECT "timestamp", container_name, container_id, level, message,
             COALESCE(attributes->>'raw_log', message) AS raw_log, source, category, attributes, labels, timestamp_ns
        FROM opshub_logs`,
   ],

@@ -61,6 +61,35 @@ export function toJson(value: unknown): string {
   }
 }
 
+/** Attributes kept in columns of opshub_logs, so left out of its attributes JSON. */
+const PROMOTED = new Set(['category', 'container_id']);
+
+/**
+ * The attributes as JSON without the promoted keys — built by hand, which is
+ * faster than copying the object for JSON.stringify. Values that are not
+ * plain strings, numbers or booleans go through toJson (bigints, objects).
+ */
+export function attributesJson(attrs: Record<string, unknown>, keys: Map<string, string>): string {
+  let out = '';
+  for (const k in attrs) {
+    if (PROMOTED.has(k)) continue;
+    const v = attrs[k];
+    let text: string;
+    if (typeof v === 'string') text = JSON.stringify(v);
+    else if (typeof v === 'number') text = Number.isFinite(v) ? String(v) : 'null';
+    else if (typeof v === 'boolean') text = v ? 'true' : 'false';
+    else if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+    else text = toJson(v);
+    let key = keys.get(k);
+    if (key === undefined) {
+      key = `${JSON.stringify(k)}:`;
+      if (keys.size < 10_000) keys.set(k, key);
+    }
+    out += out === '' ? `{${key}${text}` : `,${key}${text}`;
+  }
+  return out === '' ? '{}' : `${out}}`;
+}
+
 function str(v: unknown): string | undefined {
   if (typeof v === 'string') return v === '' ? undefined : v;
   if (typeof v === 'number' || typeof v === 'bigint') return String(v);
@@ -86,6 +115,8 @@ export class Store {
   private closed = false;
   private lastLabels?: Record<string, string>;
   private lastLabelsJson = '{}';
+  /** JSON text of attribute keys seen so far (`"key":`), to build attribute JSON without re-escaping keys. */
+  private keys = new Map<string, string>();
 
   constructor(readonly opts: StoreOptions) {}
 
@@ -227,11 +258,15 @@ export class Store {
     a.appendBigInt(ts);
     a.appendVarchar(e.source);
     const labels = e.labels;
+    const attrs = e.attributes;
     const container = labels.container_name ?? labels.container;
     if (container !== undefined) a.appendVarchar(container);
     else a.appendNull();
+    const containerId = labels.container_id ?? attrs.container_id;
+    if (typeof containerId === 'string') a.appendVarchar(containerId);
+    else a.appendNull();
     a.appendVarchar(e.level);
-    const category = e.attributes.category;
+    const category = attrs.category;
     if (typeof category === 'string') a.appendVarchar(category);
     else a.appendNull();
     a.appendVarchar(e.message);
@@ -240,7 +275,7 @@ export class Store {
       this.lastLabelsJson = isEmpty(labels) ? '{}' : toJson(labels);
     }
     a.appendVarchar(this.lastLabelsJson);
-    const attrsJson = isEmpty(e.attributes) ? '{}' : toJson(e.attributes);
+    const attrsJson = attributesJson(attrs, this.keys);
     a.appendVarchar(attrsJson);
     a.endRow();
     return attrsJson;

@@ -7,7 +7,7 @@ import { LEVELS, type Event, type Level, type LogEvent } from '../../../core/eve
 import type { PluginDefinition, Processor } from '../../../core/plugin.ts';
 import { parseSize } from '../../../core/units.ts';
 import { maxLevel } from '../../common/levels.ts';
-import { DEFAULT_CATEGORIES, explicitLevel, httpStatusOf, keywordLevel, statusLevel, successKeyword } from './rules.ts';
+import { categoryScanner, DEFAULT_CATEGORIES, explicitLevel, httpStatusOf, keywordLevel, statusLevel, successKeyword } from './rules.ts';
 
 export interface PatternObject {
   regex: string;
@@ -43,7 +43,7 @@ export function compilePatterns(patterns: RegexClassifierConfig['patterns'], ign
 }
 
 /** Level from the line: a stated level, raised by a 4xx/5xx status; keywords only when nothing is stated. */
-export function classifyLevel(msg: string, incoming: Level): Level {
+export function classifyLevel(msg: string, incoming: Level, lower?: string): Level {
   const explicit = explicitLevel(msg);
   let level: Level = explicit ?? incoming;
   const code = httpStatusOf(msg);
@@ -54,10 +54,10 @@ export function classifyLevel(msg: string, incoming: Level): Level {
   if (explicit === undefined) {
     // Only a line nobody classified yet (the default 'info') is judged by its words.
     if (incoming === 'info') {
-      const k = keywordLevel(msg);
+      const k = keywordLevel(lower ?? msg.toLowerCase());
       if (k) level = k;
     }
-  } else if (explicit === 'info' && successKeyword(msg)) {
+  } else if (explicit === 'info' && successKeyword(lower ?? msg.toLowerCase())) {
     level = 'success';
   }
   return level;
@@ -68,6 +68,7 @@ export function createRegexClassifier(config: RegexClassifierConfig): Processor 
   const all = config.mode === 'all';
   const scan = parseSize(config.scan_bytes);
   const rules = config.categories ? DEFAULT_CATEGORIES : [];
+  const scanner = categoryScanner(rules);
 
   const classify = (event: LogEvent): void => {
     const full = event.message;
@@ -93,9 +94,14 @@ export function createRegexClassifier(config: RegexClassifierConfig): Processor 
       else if (p.category !== category) (more ??= [category]).push(p.category);
       if (!all) break;
     }
-    if (!keepCategory && (category === undefined || all)) {
+    let lower: string | undefined;
+    if (!keepCategory && category === undefined && !all && rules.length) {
+      lower = msg.toLowerCase();
+      category = scanner.first(msg, lower);
+    } else if (!keepCategory && all) {
+      lower = msg.toLowerCase();
       for (const r of rules) {
-        if (!r.regex.test(msg)) continue;
+        if (!r.regex.test(r.raw ? msg : lower)) continue;
         if (category === undefined) category = r.name;
         else if (r.name !== category && !more?.includes(r.name)) (more ??= [category]).push(r.name);
         if (!all) break;
@@ -106,7 +112,7 @@ export function createRegexClassifier(config: RegexClassifierConfig): Processor 
       if (more) attrs.categories = more;
     }
     if (patternLevel) event.level = patternLevel;
-    else if (config.levels) event.level = classifyLevel(msg, event.level);
+    else if (config.levels) event.level = classifyLevel(msg, event.level, lower);
   };
 
   return {

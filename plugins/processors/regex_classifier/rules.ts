@@ -25,13 +25,14 @@ const ACCESS_STATUS = /HTTP\/[\d.]+" (\d{3})\b/;
 const GIN_STATUS = /^\[GIN\][^|]*\|\s*(\d{3})\s*\|/;
 const KV_STATUS = /(?:^|[\s,{])"?(?:status|status_code|statusCode)"?\s*[=:]\s*"?([1-5]\d\d)\b/;
 
-// Keywords, used when the line names no level: one cheap scan decides whether any may match.
-const KEYWORD_ANY = /panic|fatal|segmentation|core dumped|traceback|error|exception|fail|unable to|cannot|refused|warn|deprecat|success|succeeded/i;
-const KEYWORD_CRITICAL = /\bpanic:|\bFATAL\b|\bfatal error\b|\bSegmentation fault\b|\bcore dumped\b|\bkernel panic\b/i;
-const KEYWORD_ERROR =
-  /\bTraceback \(most recent call last\)|\b[A-Za-z]+(?:Error|Exception)\b|\b(?:[Ee]rror|ERROR|[Ee]xception|[Ff]ail(?:ed|ure|s)|FAILED|[Uu]nable to|[Cc]annot|[Rr]efused)\b/;
-const KEYWORD_WARNING = /\b(?:warn|warning|deprecated|deprecation)\b/i;
-const KEYWORD_SUCCESS = /\b(?:success|successful|successfully|succeeded)\b/i;
+// Keywords, used when the line names no level. They run on the lower-cased
+// line (computed once per line), which lets the regex engine scan for
+// literal prefixes instead of trying every case at every position.
+const KEYWORD_ANY = /panic|fatal|segmentation|core dumped|traceback|error|exception|fail|unable to|cannot|refused|warn|deprecat|succe/;
+const KEYWORD_CRITICAL = /panic:|\bfatal\b|segmentation fault|core dumped/;
+const KEYWORD_ERROR = /traceback \(most recent call last\)|\w*(?:error|exception)\b|\b(?:fail(?:ed|ure|s)|unable to|cannot|refused)\b/;
+const KEYWORD_WARNING = /\b(?:warn|warning|deprecated|deprecation)\b/;
+const KEYWORD_SUCCESS = /\bsucce(?:ss|ssful|ssfully|eded)\b/;
 
 /** The level a line states, if any. */
 export function explicitLevel(msg: string): Level | undefined {
@@ -77,65 +78,109 @@ export function statusLevel(code: number): Level | undefined {
   return undefined;
 }
 
-/** The most severe keyword level in the line (critical > error > warning > success). */
-export function keywordLevel(msg: string): Level | undefined {
-  if (!KEYWORD_ANY.test(msg)) return undefined;
-  if (KEYWORD_CRITICAL.test(msg)) return 'critical';
-  if (KEYWORD_ERROR.test(msg)) return 'error';
-  if (KEYWORD_WARNING.test(msg)) return 'warning';
-  if (KEYWORD_SUCCESS.test(msg)) return 'success';
+/** The most severe keyword level in the (lower-cased) line: critical > error > warning > success. */
+export function keywordLevel(lower: string): Level | undefined {
+  if (!KEYWORD_ANY.test(lower)) return undefined;
+  if (KEYWORD_CRITICAL.test(lower)) return 'critical';
+  if (KEYWORD_ERROR.test(lower)) return 'error';
+  if (KEYWORD_WARNING.test(lower)) return 'warning';
+  if (KEYWORD_SUCCESS.test(lower)) return 'success';
   return undefined;
 }
 
-export function successKeyword(msg: string): boolean {
-  return KEYWORD_SUCCESS.test(msg);
+export function successKeyword(lower: string): boolean {
+  return lower.includes('succe') && KEYWORD_SUCCESS.test(lower);
 }
 
 export interface CategoryRule {
   name: string;
   regex: RegExp;
-  /** A substring (any case) or test the line must pass before the regex runs; undefined runs the regex always. */
-  pre?: (msg: string) => boolean;
+  /** Run on the line as written instead of lower-cased (rules that need upper case, e.g. HTTP methods). */
+  raw?: boolean;
 }
 
-/** Built-in categories, first match wins (in `first` mode): the more specific ones come first. */
+/**
+ * Built-in categories, first match wins (in `first` mode): the more specific
+ * ones come first. Written in lower case: they run on the lower-cased line.
+ */
 export const DEFAULT_CATEGORIES: CategoryRule[] = [
   {
     name: 'security',
     regex:
-      /\b(?:forbidden|permission denied|access denied|csrf|xss|sql injection|brute[- ]?force|intrusion|suspicious|blocked ip|banned|invalid (?:api[- ]?key|signature)|rate[- ]limit(?:ed|ing)?|too many requests)\b|HTTP\/[\d.]+" (?:403|429)\b|^\[GIN\][^|]*\|\s*(?:403|429)\s*\|/i,
+      /\b(?:forbidden|permission denied|access denied|csrf|xss|sql injection|brute[- ]?force|intrusion|suspicious|blocked ip|banned|invalid (?:api[- ]?key|signature)|rate[- ]limit(?:ed|ing)?|too many requests)\b|http\/[\d.]+" (?:403|429)\b|^\[gin\][^|]*\|\s*(?:403|429)\s*\|/,
   },
   {
     name: 'auth',
     regex:
-      /\b(?:auth\w*|unauthori[sz]ed|log(?:ged)?[ _-]?in|log(?:ged)?[ _-]?out|sign(?:ed)?[ _-]?(?:in|up|out)|signin|signup|password|credentials?|oauth2?|oidc|openid|jwt|sso|ldap|api[_ -]?key|access token|session (?:created|expired|started|ended|invalid)|LOGIN_ERROR|LOGOUT)\b|HTTP\/[\d.]+" 401\b|^\[GIN\][^|]*\|\s*401\s*\|/i,
+      /\b(?:auth\w*|unauthori[sz]ed|log(?:ged)?[ _-]?in|log(?:ged)?[ _-]?out|sign(?:ed)?[ _-]?(?:in|up|out)|signin|signup|password|credentials?|oauth2?|oidc|openid|jwt|sso|ldap|api[_ -]?key|access token|session (?:created|expired|started|ended|invalid)|login_error)\b|http\/[\d.]+" 401\b|^\[gin\][^|]*\|\s*401\s*\|/,
   },
   {
     name: 'model_load',
     regex:
-      /\b(?:load(?:ed|ing)? (?:the )?model|model (?:load(?:ed|ing)?|unload(?:ed|ing)?)|llama_model_load(?:er)?|llm_load_\w+|llama runner (?:started|starting)|starting llama server|offload(?:ed|ing)? \d+|pulling (?:manifest|model)|embedding model|loading weights|unload(?:ing)? model|model weights)\b/i,
+      /\b(?:load(?:ed|ing)? (?:the )?model|model (?:load(?:ed|ing)?|unload(?:ed|ing)?)|llama_model_load(?:er)?|llm_load_\w+|llama runner (?:started|starting)|starting llama server|offload(?:ed|ing)? \d+|pulling (?:manifest|model)|embedding model|loading weights|unload(?:ing)? model|model weights)\b/,
   },
   {
     name: 'gpu',
-    regex: /\b(?:gpus?|cuda\w*|cudnn|cublas|nvidia|nvml|vram|rocm|tensor cores?|compute capability)\b/i,
+    regex: /\b(?:gpus?|cuda\w*|cudnn|cublas|nvidia|nvml|vram|rocm|tensor cores?|compute capability)\b/,
   },
   {
     name: 'api_request',
+    raw: true,
     regex: /"(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \S+ HTTP\/[\d.]+"|^\[GIN\] |(?:^|\s)(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \/\S*/,
   },
   {
     name: 'database',
     regex:
-      /\b(?:database|postgres(?:ql)?|psql|psycopg2?|sqlite3?|mysql|mariadb|redis|mongo(?:db)?|sqlalchemy|peewee|alembic|migrations?|duplicate key|deadlock(?: detected)?|checkpoint (?:starting|complete)|autovacuum|connection pool|chroma(?:db)?|qdrant|milvus|pgvector|vector (?:db|database|store))\b|relation "|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \w+ \[\d+\] [A-Z]+\d?: {2}/i,
+      /\b(?:database|postgres(?:ql)?|psql|psycopg2?|sqlite3?|mysql|mariadb|redis|mongo(?:db)?|sqlalchemy|peewee|alembic|migrations?|duplicate key|deadlock(?: detected)?|checkpoint (?:starting|complete)|autovacuum|connection pool|chroma(?:db)?|qdrant|milvus|pgvector|vector (?:db|database|store))\b|relation "|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \w+ \[\d+\] [a-z]+\d?: {2}/,
   },
   {
     name: 'performance',
     regex:
-      /\b(?:slow(?:ly)?|latency|time(?:d)? ?out|timeout|took \d|high (?:cpu|memory|load)|out of memory|oom(?:killed)?|throttl\w*|memory (?:usage|pressure)|tokens?\/s|tokens per second|eval rate|response time)\b/i,
+      /\b(?:slow(?:ly)?|latency|time(?:d)? ?out|timeout|took \d|high (?:cpu|memory|load)|out of memory|oom(?:killed)?|throttl\w*|memory (?:usage|pressure)|tokens?\/s|tokens per second|eval rate|response time)\b/,
   },
   {
     name: 'system',
     regex:
-      /\b(?:start(?:ed|ing)?|startup|shut(?:ting)? ?down|stopp(?:ed|ing)|listening|running on|server process|workers?|booting|signal|restart\w*|version|configur\w*|health ?check|healthy|environment|initiali[sz]\w*|ready|installing|scheduler)\b/i,
+      /\b(?:start(?:ed|ing)?|startup|shut(?:ting)? ?down|stopp(?:ed|ing)|listening|running on|server process|workers?|booting|signal|restart\w*|version|configur\w*|health ?check|healthy|environment|initiali[sz]\w*|ready|installing|scheduler)\b/,
   },
 ];
+
+/**
+ * All lower-case category rules in one regex, one capture group per rule, so
+ * a line is scanned once instead of once per rule. The match with the
+ * earliest rule wins, which is what trying the rules in order gives.
+ */
+export interface CategoryScanner {
+  /** The first rule (in rule order) that matches, or undefined. */
+  first(msg: string, lower: string): string | undefined;
+}
+
+export function categoryScanner(rules: CategoryRule[]): CategoryScanner {
+  const lowerRules = rules.filter((r) => !r.raw);
+  const combined = new RegExp(lowerRules.map((r) => `(${r.regex.source})`).join('|'), 'g');
+  const rank = new Map(rules.map((r, i) => [r.name, i]));
+  const groupRank = lowerRules.map((r) => rank.get(r.name)!);
+  const raws = rules.filter((r) => r.raw).map((r) => ({ rule: r, rank: rank.get(r.name)! }));
+  const n = lowerRules.length;
+  return {
+    first(msg, lower) {
+      let best = Infinity;
+      combined.lastIndex = 0;
+      let m: RegExpExecArray | null;
+      while ((m = combined.exec(lower))) {
+        for (let g = 1; g <= n; g++) {
+          if (m[g] !== undefined) {
+            if (groupRank[g - 1]! < best) best = groupRank[g - 1]!;
+            break;
+          }
+        }
+        if (best === 0) break;
+        if (m[0] === '') combined.lastIndex++;
+      }
+      for (const { rule, rank: r } of raws) {
+        if (r < best && rule.regex.test(msg)) best = r;
+      }
+      return best === Infinity ? undefined : rules[best]!.name;
+    },
+  };
+}

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeLog, makeMetric, type Event } from '../../../core/events.ts';
 import { PermanentError, type Checkpoint, type WriteContext } from '../../../core/plugin.ts';
@@ -214,6 +215,35 @@ outputs:
       assert.equal(r.status, 400, sql);
       assert.match(r.body.message ?? '', message, sql);
     }
+  } finally {
+    await t.stop();
+  }
+});
+
+test('a hot reload that changes the output shares the open file: no lock error, nothing lost', async () => {
+  const input = sampleInput();
+  const yaml = (interval: string) => `
+agent:
+  self_metrics: false
+  data_dir: \${OPSHUB_TEST_DATA}
+inputs:
+  - type: sample_lines
+outputs:
+  - type: duckdb
+    flush_interval: 50ms
+    memory_limit: 256MiB
+    threads: 1
+    checkpoint_interval: ${interval}
+`;
+  const t = await startAgent(yaml('5m'), { plugins: [input.definition] });
+  try {
+    await waitFor(() => input.control.total > 0 && input.control.delivered === input.control.total, 20_000, 'first lines committed');
+    writeFileSync(t.file, yaml('10m'));
+    assert.equal(await t.agent.reload(), true);
+    assert.ok(!t.logs.some((l) => l.level === 'error'), t.logs.map((l) => l.message).join('\n'));
+    const r = await postQuery(t.url, 'SELECT count(*) FROM opshub_logs');
+    assert.equal(r.status, 200, r.body.message);
+    assert.deepEqual(r.body.rows, [[input.control.total]]);
   } finally {
     await t.stop();
   }
