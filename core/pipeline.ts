@@ -10,7 +10,7 @@ import { makeMetric, type Event } from './events.ts';
 import type { HttpMount, Route, RouteAuth, UpgradeHandler } from './http.ts';
 import type { Logger } from './log.ts';
 import { errorMessage } from './log.ts';
-import type { Output, PluginContext, Processor, PullInput, ServiceInput } from './plugin.ts';
+import type { Output, PluginContext, Processor, PullInput, SelfReporting, ServiceInput } from './plugin.ts';
 import { RunningInput } from './running/input.ts';
 import { RunningOutput } from './running/output.ts';
 import { RunningProcessor } from './running/processor.ts';
@@ -309,6 +309,30 @@ export class Pipeline {
         makeMetric('opshub_output_buffer', { events: o.bufferSize, limit_events: o.config.bufferLimit }, tags, { type: 'gauge' }),
       );
     }
+    for (const running of [...this.inputs.values(), ...this.processors, ...this.outputs.values()]) {
+      events.push(...pluginSelfMetrics(running.plugin, { plugin: running.type, id: running.id, host: this.hostname }));
+    }
     return events;
   }
+}
+
+/** A plugin's own figures as two metric events: counters (`*_total`) and gauges. */
+function pluginSelfMetrics(plugin: SelfReporting, tags: Record<string, string>): Event[] {
+  let figures: Record<string, number> | undefined;
+  try {
+    figures = plugin.selfMetrics?.();
+  } catch {
+    return [];
+  }
+  if (!figures) return [];
+  const counters: Record<string, number> = {};
+  const gauges: Record<string, number> = {};
+  for (const [name, value] of Object.entries(figures)) {
+    if (typeof value !== 'number' || !Number.isFinite(value)) continue;
+    (name.endsWith('_total') ? counters : gauges)[name] = value;
+  }
+  const out: Event[] = [];
+  if (Object.keys(counters).length) out.push(makeMetric('opshub_plugin', counters, { ...tags }, { type: 'counter' }));
+  if (Object.keys(gauges).length) out.push(makeMetric('opshub_plugin', gauges, { ...tags }, { type: 'gauge' }));
+  return out;
 }

@@ -75,8 +75,17 @@ export interface Accumulator {
   error(err: unknown): void;
 }
 
+/**
+ * Any plugin instance may report its own counters and gauges; the agent
+ * exports them with its self-metrics as `opshub_plugin_<name>` (tags plugin,
+ * id, host). Names ending in `_total` are counters, the rest gauges.
+ */
+export interface SelfReporting {
+  selfMetrics?(): Record<string, number>;
+}
+
 /** Pull input: the runtime calls gather every `interval` (with jitter), never twice at once. */
-export interface PullInput {
+export interface PullInput extends SelfReporting {
   start?(): Promise<void>;
   gather(acc: Accumulator): Promise<void>;
   stop?(): Promise<void>;
@@ -85,7 +94,7 @@ export interface PullInput {
 }
 
 /** Service input: pushes events on its own (log followers, listeners). */
-export interface ServiceInput {
+export interface ServiceInput extends SelfReporting {
   start(acc: Accumulator): Promise<void>;
   /** May be called twice or without start; nothing is emitted after it resolves. */
   stop(): Promise<void>;
@@ -99,7 +108,7 @@ export interface ServiceInput {
 }
 
 /** Processor: events in, events out, in config order. Synchronous for throughput. */
-export interface Processor {
+export interface Processor extends SelfReporting {
   start?(): Promise<void>;
   /** Return the (possibly modified) event, several events, or null to drop it. */
   process(event: Event): Event | Event[] | null | undefined;
@@ -114,7 +123,7 @@ export interface WriteContext {
 }
 
 /** Output: start, write a batch, stop. The runtime batches, buffers and retries. */
-export interface Output {
+export interface Output extends SelfReporting {
   start?(): Promise<void>;
   /** Throw RetryableError (or any error) to have the batch retried; PermanentError to drop it. */
   write(events: Event[], ctx: WriteContext): Promise<void>;

@@ -73,14 +73,20 @@ export async function startAgent(yaml: string, opts: { plugins?: PluginDefinitio
   const file = path.join(dir, 'opshub.yaml');
   writeFileSync(file, yaml);
   const logs: LogRecord[] = [];
-  const agent = await Agent.start({
-    file,
-    builtins: [...builtinPlugins, ...(opts.plugins ?? [])],
-    env: { OPSHUB_TEST_DATA: path.join(dir, 'data'), ...(opts.env ?? process.env) },
-    logSink: (r) => logs.push(r),
-    watch: opts.watch ?? false,
-    listen: '127.0.0.1:0',
-  });
+  let agent: Agent;
+  try {
+    agent = await Agent.start({
+      file,
+      builtins: [...builtinPlugins, ...(opts.plugins ?? [])],
+      env: { OPSHUB_TEST_DATA: path.join(dir, 'data'), ...(opts.env ?? process.env) },
+      logSink: (r) => logs.push(r),
+      watch: opts.watch ?? false,
+      listen: '127.0.0.1:0',
+    });
+  } catch (err) {
+    own?.cleanup();
+    throw err;
+  }
   return {
     agent,
     url: agent.http.url(),

@@ -18,8 +18,11 @@ const marker: PluginDefinition = {
     },
   },
   create(config: { mark: string; mode: string }): Processor {
+    let marked = 0;
     return {
+      selfMetrics: () => ({ marked_total: marked, cache_entries: 3 }),
       process(event: Event) {
+        marked++;
         if (event.kind !== 'log') return event;
         if (config.mode === 'throw') throw new Error('boom');
         if (config.mode === 'drop' && event.message.includes('drop')) return null;
@@ -95,11 +98,14 @@ test('a processor returning null drops the event', async () => {
 
 test('self-metrics describe every plugin as ordinary metric events', async () => {
   const out = memoryOutput();
-  const t = await startAgent(`agent:\n  interval: 50ms\n  plugin_dir: ${heartbeatDir}\ninputs:\n  - type: heartbeat\noutputs:\n  - type: memory\n    flush_interval: 10ms\n`, { plugins: [out.definition] });
+  const t = await startAgent(`agent:\n  interval: 50ms\n  plugin_dir: ${heartbeatDir}\ninputs:\n  - type: heartbeat\nprocessors:\n  - type: marker\noutputs:\n  - type: memory\n    flush_interval: 10ms\n`, { plugins: [marker, out.definition] });
   try {
     await waitFor(() => out.events.some((e) => e.kind === 'metric' && e.name === 'opshub_output' && Number(e.fields.events_written_total) > 0), 5000);
     const names = new Set(out.events.filter((e) => e.kind === 'metric').map((e) => (e.kind === 'metric' ? e.name : '')));
-    for (const n of ['opshub_input', 'opshub_output', 'opshub_output_buffer']) assert.ok(names.has(n), n);
+    for (const n of ['opshub_input', 'opshub_processor', 'opshub_output', 'opshub_output_buffer', 'opshub_plugin']) assert.ok(names.has(n), n);
+    const own = out.events.filter((e) => e.kind === 'metric' && e.name === 'opshub_plugin' && e.tags.id === 'marker');
+    assert.ok(own.some((e) => e.kind === 'metric' && e.type === 'counter' && 'marked_total' in e.fields), 'a plugin\'s own counter');
+    assert.ok(own.some((e) => e.kind === 'metric' && e.type === 'gauge' && e.fields.cache_entries === 3), 'a plugin\'s own gauge');
     const input = out.events.find((e) => e.kind === 'metric' && e.name === 'opshub_input');
     assert.equal(input?.kind === 'metric' && input.tags.id, 'heartbeat');
     assert.equal(input?.kind === 'metric' && input.type, 'counter');
