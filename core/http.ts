@@ -137,6 +137,10 @@ export class AgentHttpServer implements HttpMount {
   }
 
   route(route: Route): () => void {
+    // Two plugins on one path would silently shadow each other: refuse at start.
+    if (this.routes.some((r) => r.method === route.method && r.path === route.path)) {
+      throw new Error(`${route.method} ${route.path} is already mounted by another plugin; give one of them another path`);
+    }
     const compiled = compile(route);
     this.routes.push(compiled);
     return () => {

@@ -220,3 +220,16 @@ test('SIGTERM drains: the CLI flushes a partial batch and exits 0', async () => 
     tmp.cleanup();
   }
 });
+
+test('two plugins mounting the same route is a start-up error, not a silent shadow', async () => {
+  const t = await startAgent('agent:\n  self_metrics: false\n');
+  try {
+    const remove = t.agent.http.route({ method: 'GET', path: '/x', handler: (_q, res) => void res.end('1') });
+    assert.throws(() => t.agent.http.route({ method: 'GET', path: '/x', handler: (_q, res) => void res.end('2') }), /already mounted/);
+    remove();
+    t.agent.http.route({ method: 'GET', path: '/x', handler: (_q, res) => void res.end('3') });
+    assert.equal(await (await fetch(`${t.url}/x`)).text(), '3');
+  } finally {
+    await t.stop();
+  }
+});
