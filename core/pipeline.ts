@@ -154,8 +154,8 @@ export class Pipeline {
         nextOutputs.set(cfg.id, old);
         continue;
       }
-      const fresh = await attempt(`outputs.${cfg.id}: cannot start`, async () => {
-        const o = this.createOutput(cfg);
+      const start = async (c: PluginInstanceConfig) => {
+        const o = this.createOutput(c);
         try {
           await o.start();
         } catch (err) {
@@ -163,11 +163,24 @@ export class Pipeline {
           throw err;
         }
         return o;
-      });
+      };
+      if (old) {
+        // The successor may mount the same routes: stop the old plugin first, keeping
+        // its buffer (it still accepts events) to hand over once the successor runs.
+        await old.detach();
+        await old.plugin.stop?.().catch((err) => log.error(`outputs.${old.id}: stop failed: ${errorMessage(err)}`));
+        this.release(old);
+      }
+      let fresh = await attempt(`outputs.${cfg.id}: cannot start`, () => start(cfg));
+      if (!fresh && old) {
+        fresh = await attempt(`outputs.${cfg.id}: cannot restart with the previous config`, () => start(old.config));
+      }
       if (fresh) {
         nextOutputs.set(cfg.id, fresh);
         if (old) replaced.push([old, fresh]);
-      } else if (old) nextOutputs.set(cfg.id, old);
+      } else if (old) {
+        old.handOverTo(undefined); // nothing can take them: counted as dropped
+      }
     }
 
     // 2. Processors, reused when unchanged.
@@ -198,11 +211,8 @@ export class Pipeline {
     for (const [id, o] of nextOutputs) this.outputs.set(id, o);
 
     for (const [old, fresh] of replaced) {
-      await old.detach();
       const moved = old.handOverTo(fresh);
       if (moved) log.info(`outputs.${fresh.id}: handed ${moved} buffered events to the reconfigured output`);
-      await old.plugin.stop?.().catch((err) => log.error(`outputs.${old.id}: stop failed: ${errorMessage(err)}`));
-      this.release(old);
     }
     const replacedOld = new Set(replaced.map(([o]) => o));
     for (const p of oldProcessors) {

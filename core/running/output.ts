@@ -76,9 +76,17 @@ export class RunningOutput {
     if (this.bufferSize >= this.config.batchSize) this.kick();
   }
 
-  /** Moves everything still buffered to another output (hot reload of a changed output). */
-  handOverTo(next: RunningOutput): number {
+  /**
+   * Moves everything still buffered to another output (hot reload of a changed
+   * output); with none, what is left is counted as dropped. Closes this one.
+   */
+  handOverTo(next: RunningOutput | undefined): number {
+    this.closed = true;
     const moved = this.takeAll();
+    if (!next) {
+      this.drop(moved, 'overflow');
+      return 0;
+    }
     for (const env of moved) {
       next.push(env);
       env.delivery?.release(); // push acquired for `next`; drop our hold
@@ -210,9 +218,8 @@ export class RunningOutput {
     }
   }
 
-  /** Stops without flushing, keeping the buffer for handOverTo (hot reload). */
+  /** Stops writing without flushing; keeps buffering events for handOverTo (hot reload). */
   async detach(): Promise<void> {
-    this.closed = true;
     this.detaching = true;
     this.abort.abort();
     if (this.timer) clearInterval(this.timer);

@@ -233,3 +233,17 @@ test('two plugins mounting the same route is a start-up error, not a silent shad
     await t.stop();
   }
 });
+
+test('reload of a changed output that mounts a route: the successor takes the route over', async () => {
+  const yaml = (expiration: string) => `agent:\n  self_metrics: true\n  interval: 50ms\noutputs:\n  - type: prometheus\n    expiration: ${expiration}\n`;
+  const t = await startAgent(yaml('60s'), { watch: true });
+  try {
+    await waitFor(async () => (await (await fetch(`${t.url}/metrics`)).text()).includes('opshub_output_events_written_total'), 10_000, 'first exposition');
+    writeFileSync(t.file, yaml('2m'));
+    await waitFor(() => t.logs.some((l) => l.message.startsWith('reloaded')), 10_000, 'reload');
+    assert.deepEqual(t.logs.filter((l) => l.level === 'error').map((l) => l.message), []);
+    await waitFor(async () => (await (await fetch(`${t.url}/metrics`)).text()).includes('opshub_output_events_written_total'), 10_000, 'exposition after reload');
+  } finally {
+    await t.stop();
+  }
+});
