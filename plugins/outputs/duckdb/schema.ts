@@ -124,6 +124,7 @@ export const VIEWS: Array<[name: string, sql: string]> = [
               WHEN field LIKE '%bytes%' THEN 'bytes'
               WHEN field LIKE '%celsius%' OR field LIKE '%temperature%' THEN 'celsius'
               WHEN field LIKE '%watts%' OR field LIKE 'power%' THEN 'W'
+              WHEN field LIKE '%hertz%' THEN 'Hz'
               WHEN field LIKE '%mhz%' OR field LIKE 'clocks%' THEN 'MHz'
               WHEN field LIKE '%seconds%' THEN 's'
               ELSE NULL
@@ -170,7 +171,8 @@ export const VIEWS: Array<[name: string, sql: string]> = [
       ORDER BY day DESC, requests DESC`,
   ],
   [
-    // Assumes the nvidia_smi input names its metrics nvidia_smi* and tags each GPU with `index` (or `gpu_index` / `uuid`).
+    // Over the nvidia_smi input's metrics (names starting nvidia_smi, GPUs tagged `index`, `uuid`, `name`),
+    // e.g. WHERE metric = 'nvidia_smi_utilization_gpu_percent'.
     'gpu_utilization_hourly',
     `SELECT time_bucket(INTERVAL 1 HOUR, "timestamp") AS hour,
             COALESCE(tags->>'index', tags->>'gpu_index', tags->>'uuid') AS gpu,
