@@ -135,6 +135,8 @@ outputs:
     flush_interval: 50ms
     memory_limit: 256MiB
     threads: 1
+    retention:
+      enabled: false
 `,
     { plugins: [input.definition] },
   );
@@ -184,6 +186,8 @@ outputs:
   - type: duckdb
     memory_limit: 256MiB
     threads: 1
+    retention:
+      enabled: false
     query:
       max_rows: 5
 `);
@@ -233,6 +237,8 @@ outputs:
     flush_interval: 50ms
     memory_limit: 256MiB
     threads: 1
+    retention:
+      enabled: false
     checkpoint_interval: ${interval}
 `;
   const t = await startAgent(yaml('5m'), { plugins: [input.definition] });
