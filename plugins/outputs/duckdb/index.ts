@@ -5,6 +5,7 @@
 // route on the agent's HTTP server serves `opshub query` while the agent
 // holds the file's lock.
 
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody, sendJson } from '../../../core/http.ts';
@@ -52,6 +53,7 @@ export interface DuckdbOutput extends Output {
   /** Runs retention now (tests inject the clock through `now`). */
   runRetention(): Promise<RetentionReport>;
   readonly stats: WriteStats & { batches: number };
+  selfMetrics(): Record<string, number>;
 }
 
 export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { now?: () => number } = {}): DuckdbOutput {
@@ -69,6 +71,7 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
     warn: (key, message) => ctx.log.once(key, 'warn', message),
   });
   const stats = { logs: 0, metrics: 0, activity: 0, skipped: 0, batches: 0 };
+  const retained = { archived: 0, compressed: 0, purged: 0 };
   const timers: NodeJS.Timeout[] = [];
   let unmount: (() => void) | undefined;
   let stopped = false;
@@ -76,6 +79,9 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
   const retention = () =>
     store.exclusive(async () => {
       const report = await runRetention(store.connection, archiveDir, config.retention, now());
+      retained.archived += report.archived.length;
+      retained.compressed += report.compressed.length;
+      retained.purged += report.purged.length;
       if (report.archived.length || report.purged.length) {
         ctx.log.info(`retention: archived ${report.archived.length} table-days to ${archiveDir}, compressed ${report.compressed.length}, purged ${report.purged.length}`);
       }
@@ -111,6 +117,24 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
     store,
     stats,
     runRetention: retention,
+    selfMetrics() {
+      let bytes = 0;
+      try {
+        bytes = statSync(file).size;
+      } catch {
+        /* not created yet */
+      }
+      return {
+        log_rows_written_total: stats.logs,
+        metric_rows_written_total: stats.metrics,
+        activity_rows_written_total: stats.activity,
+        replayed_events_skipped_total: stats.skipped,
+        days_archived_total: retained.archived,
+        days_compressed_total: retained.compressed,
+        days_purged_total: retained.purged,
+        database_bytes: bytes,
+      };
+    },
     async start() {
       await store.open();
       await store.exclusive(async () => {

@@ -84,6 +84,8 @@ test('skips events at or before the committed position of their (input, key): re
     await second.write(...batch(6, 15)); // the input resumed from a lagging checkpoint: 6..10 are replays
     await second.write(...batch(3, 7, 'c2'));
     assert.equal(second.stats.skipped, 5 + 3);
+    assert.equal(second.selfMetrics().replayed_events_skipped_total, 8);
+    assert.equal(second.selfMetrics().log_rows_written_total, 5 + 2);
     assert.deepEqual(await second.store.positions(), [
       { input: 'docker_logs', key: 'c1', value: { n: 15 }, order: '000015' },
       { input: 'docker_logs', key: 'c2', value: { n: 7 }, order: '000007' },
