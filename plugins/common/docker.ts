@@ -14,6 +14,7 @@ export interface DockerConnectionConfig {
 }
 
 export interface ContainerFilterConfig {
+  discover: boolean;
   include: string[];
   exclude: string[];
   include_labels: string[];
@@ -36,17 +37,22 @@ export const dockerConnectionSchema = {
 } as const;
 
 export const containerFilterSchema = {
+  discover: {
+    type: 'boolean',
+    default: true,
+    description: 'true: every container the other filters let through; false: only containers whose name matches an `include` regex (opt-in; with no include regex, none).',
+  },
   include: {
     type: 'array',
     items: { type: 'string', format: 'regex' },
     default: [],
-    description: 'Regexes on the container name (without the leading "/"); when not empty, only containers matching one of them are read.',
+    description: 'Regexes on the container name (without the leading "/"); when not empty, only containers matching one of them are read. Empty strings are ignored (so `["${OPS_INCLUDE_REGEX:-}"]` means no filter when the variable is unset).',
   },
   exclude: {
     type: 'array',
     items: { type: 'string', format: 'regex' },
     default: DEFAULT_EXCLUDE,
-    description: 'Regexes on the container name; matching containers are skipped. The default skips the agent itself (named opshub, or <project>-opshub-<n> by compose); the container the agent runs in is always skipped.',
+    description: 'Regexes on the container name; matching containers are skipped. Empty strings are ignored. The default skips the agent itself (named opshub, or <project>-opshub-<n> by compose); the container the agent runs in is always skipped.',
   },
   include_labels: {
     type: 'array',
@@ -114,8 +120,10 @@ export interface ContainerFilter {
 }
 
 export function containerFilter(cfg: ContainerFilterConfig, self = ownContainerId()): ContainerFilter {
-  const include = cfg.include.map((r) => new RegExp(r));
-  const exclude = cfg.exclude.map((r) => new RegExp(r));
+  // An empty pattern is "not set" (an unset ${VAR:-} in the pipeline file), not "match everything".
+  const include = cfg.include.filter((r) => r !== '').map((r) => new RegExp(r));
+  const exclude = cfg.exclude.filter((r) => r !== '').map((r) => new RegExp(r));
+  const discover = cfg.discover ?? true;
   const cond = (spec: string) => {
     const eq = spec.indexOf('=');
     const key = eq < 0 ? spec : spec.slice(0, eq);
@@ -126,7 +134,7 @@ export function containerFilter(cfg: ContainerFilterConfig, self = ownContainerI
   const mustNot = cfg.exclude_labels.map(cond);
   return (name, labels = {}, id) => {
     if (self && id?.startsWith(self)) return false;
-    if (include.length && !include.some((r) => r.test(name))) return false;
+    if ((include.length || !discover) && !include.some((r) => r.test(name))) return false;
     if (exclude.some((r) => r.test(name))) return false;
     if (!must.every((c) => c(labels))) return false;
     if (mustNot.some((c) => c(labels))) return false;
