@@ -13,12 +13,13 @@ import { errorMessage } from '../../../core/log.ts';
 import type { Output, PluginContext, PluginDefinition } from '../../../core/plugin.ts';
 import { parseDuration, parseSize } from '../../../core/units.ts';
 import { QueryError } from './query.ts';
-import { recover, refreshArchiveViews, runRetention, type RetentionReport } from './retention.ts';
+import { recover, refreshArchiveViews, runRetention, type ArchiveLayout, type RetentionReport } from './retention.ts';
 import { Store, type WriteStats } from './store.ts';
 
 export interface DuckdbConfig {
   path: string;
   archive_dir: string;
+  archive_mode: 'daily' | 'daily-tar' | 'per-container';
   checkpoint_interval: string;
   memory_limit: string | number;
   threads: number;
@@ -64,6 +65,7 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
   }
   const file = databaseFile(config, ctx.dataDir);
   const archiveDir = archiveDirectory(config, ctx.dataDir);
+  const layout: ArchiveLayout = { dir: archiveDir, host: ctx.hostname, mode: config.archive_mode === 'per-container' ? 'per-container' : 'daily' };
   const store = new Store({
     file,
     memoryLimit: `${parseSize(config.memory_limit)}B`,
@@ -78,7 +80,7 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
 
   const retention = () =>
     store.exclusive(async () => {
-      const report = await runRetention(store.connection, archiveDir, config.retention, now());
+      const report = await runRetention(store.connection, layout, config.retention, now());
       retained.archived += report.archived.length;
       retained.compressed += report.compressed.length;
       retained.purged += report.purged.length;
@@ -192,7 +194,12 @@ export const duckdb: PluginDefinition<DuckdbConfig> = {
     additionalProperties: false,
     properties: {
       path: { type: 'string', default: '', description: 'Database file; empty means `<agent.data_dir>/<id>/opshub.duckdb`. Relative paths are relative to the working directory.' },
-      archive_dir: { type: 'string', default: '', description: 'Where archived days go as Parquet (`<table>/day=YYYY-MM-DD/data.parquet`); empty means `archive/` beside the database file.' },
+      archive_dir: { type: 'string', default: '', description: 'Where archived days go as Parquet (`<table>/host=<host>/day=YYYY-MM-DD/…`); empty means `archive/` beside the database file.' },
+      archive_mode: {
+        enum: ['daily', 'daily-tar', 'per-container'],
+        default: 'daily',
+        description: 'daily: one Parquet file per table and day (`…/day=YYYY-MM-DD/data.parquet`); per-container: one per table, day and container (`…/day=YYYY-MM-DD/container=<name>/data_0.parquet`). daily-tar is OpsHub\'s name for daily.',
+      },
       checkpoint_interval: { type: 'string', format: 'duration', default: '5m', description: 'How often the write-ahead log is folded into the database file (CHECKPOINT); also done at shutdown. "0" turns the schedule off.' },
       memory_limit: { type: ['string', 'integer'], format: 'size', default: '1GiB', description: "DuckDB's memory limit for this database." },
       threads: { type: 'integer', minimum: 0, default: 0, description: "DuckDB's worker threads; 0 leaves DuckDB's default (one per core)." },

@@ -67,14 +67,14 @@ test('retention with a fake clock: old days move to Parquet and leave the databa
     assert.deepEqual(await q(`SELECT count(*) FROM opshub_metrics WHERE "timestamp" < '${keepFrom}'`), [[0]]);
     assert.deepEqual(await q(`SELECT count(*) FROM opshub_activity WHERE "timestamp" < '${keepFrom}'`), [[0]]);
 
-    const days = readdirSync(path.join(archive, 'opshub_logs')).sort();
+    const days = readdirSync(path.join(archive, 'opshub_logs', 'host=test')).sort();
     assert.equal(days.length, 83);
     assert.equal(days[0], `day=${purgeBefore}`);
     assert.equal(days.at(-1), 'day=2026-03-23');
-    assert.ok(days.every((d) => readdirSync(path.join(archive, 'opshub_logs', d)).join() === 'data.parquet'), 'one file per day, no temp files');
+    assert.ok(days.every((d) => readdirSync(path.join(archive, 'opshub_logs', 'host=test', d)).join() === 'data.parquet'), 'one file per day, no temp files');
 
     // The Parquet files answer the same query the database answered before, for the archived days — read by another DuckDB.
-    const glob = path.join(archive, 'opshub_logs', '*', 'data.parquet');
+    const glob = path.join(archive, 'opshub_logs', 'host=test', '*', 'data.parquet');
     const fromParquet = await parquetRows(PER_DAY_SQL(`read_parquet('${glob}', hive_partitioning = false)`));
     const expected = (before.rows as Array<[string, string, number, number]>).filter(([day]) => day < keepFrom && day >= purgeBefore);
     assert.deepEqual(fromParquet.map(([day, level, n, ns]) => [day, level, Number(n), Number(ns)]), expected, 'same rows, same nanoseconds');
@@ -83,7 +83,7 @@ test('retention with a fake clock: old days move to Parquet and leave the databa
     assert.deepEqual(all, (before.rows as Array<[string]>).filter(([day]) => day >= purgeBefore));
 
     // Warm days are Snappy, cold days (older than archive_days) ZSTD.
-    const codec = async (day: string) => (await parquetRows(`SELECT DISTINCT compression FROM parquet_metadata('${path.join(archive, 'opshub_logs', `day=${day}`, 'data.parquet')}')`)).map((r) => r[0]);
+    const codec = async (day: string) => (await parquetRows(`SELECT DISTINCT compression FROM parquet_metadata('${path.join(archive, 'opshub_logs', 'host=test', `day=${day}`, 'data.parquet')}')`)).map((r) => r[0]);
     assert.deepEqual(await codec('2026-03-23'), ['SNAPPY']);
     assert.deepEqual(await codec('2026-02-28'), ['ZSTD']);
     assert.ok(coldBefore === '2026-03-01');
@@ -102,8 +102,8 @@ test('retention with a fake clock: old days move to Parquet and leave the databa
     assert.ok(second.compressed.some((c) => c.table === 'opshub_logs' && c.day === '2026-03-01'));
     assert.ok(second.purged.some((p) => p.table === 'opshub_logs' && p.day === '2025-12-31'));
     assert.deepEqual(await codec('2026-03-01'), ['ZSTD']);
-    assert.deepEqual(await parquetRows(`SELECT count(*), count(*) FILTER (WHERE message = 'late line') FROM '${path.join(archive, 'opshub_logs', 'day=2026-03-10', 'data.parquet')}'`), [[4n, 1n]]);
-    assert.ok(!existsSync(path.join(archive, 'opshub_logs', 'day=2025-12-31')));
+    assert.deepEqual(await parquetRows(`SELECT count(*), count(*) FILTER (WHERE message = 'late line') FROM '${path.join(archive, 'opshub_logs', 'host=test', 'day=2026-03-10', 'data.parquet')}'`), [[4n, 1n]]);
+    assert.ok(!existsSync(path.join(archive, 'opshub_logs', 'host=test', 'day=2025-12-31')));
   } finally {
     await out.stop!();
   }
@@ -120,7 +120,7 @@ test('a crash between the archive commit and the rename is completed at the next
     await first.start!();
     // Simulate the state a kill -9 leaves: the rows' deletion and the pending rename are committed,
     // the finished Parquet file still has its temporary name, and a stray temp file from another run.
-    const dir = path.join(archive, 'opshub_logs', 'day=2026-03-01');
+    const dir = path.join(archive, 'opshub_logs', 'host=test', 'day=2026-03-01');
     const final = path.join(dir, 'data.parquet');
     const pending = path.join(dir, '.data-crash.parquet.tmp');
     mkdirSync(dir, { recursive: true });
@@ -141,6 +141,46 @@ test('a crash between the archive commit and the rename is completed at the next
     assert.deepEqual(manifest.rows, [[null]]);
     await second.stop!();
   } finally {
+    tmp.cleanup();
+  }
+});
+
+test('archive_mode per-container: one Parquet file per table, day and container under host=<host>, merged with late rows; many hosts read as one with hive partitioning', async () => {
+  const tmp = tempDir();
+  const archive = path.join(tmp.dir, 'archive');
+  let now = NOW;
+  const out = makeDuckdb(tmp.dir, { archive_mode: 'per-container', retention: { enabled: false, active_days: 7, archive_days: 30, purge_days: 90, interval: '1h' } }, () => now);
+  try {
+    await out.start!();
+    const events = history();
+    await out.write(events, { positions: events.map(() => undefined), checkpoints: [] });
+    await out.runRetention();
+    const day = path.join(archive, 'opshub_logs', 'host=test', 'day=2026-03-20');
+    assert.deepEqual(readdirSync(day).sort(), ['container=ollama', 'container=open-webui']);
+    assert.deepEqual(readdirSync(path.join(day, 'container=ollama')), ['data_0.parquet']);
+    assert.deepEqual(readdirSync(path.join(archive, 'opshub_metrics', 'host=test', 'day=2026-03-20')), ['container=_none'], 'host metrics have no container');
+    assert.ok(!existsSync(path.join(archive, '.tmp')) || readdirSync(path.join(archive, '.tmp')).length === 0, 'no temporaries left');
+
+    // A late line joins its day's container partition; nothing is lost or doubled.
+    now += DAY;
+    const late = makeLog({ timestamp: BigInt(Date.UTC(2026, 2, 20, 23, 0, 0)) * NS, source: 'ollama', labels: { container: 'ollama' }, message: 'late line', level: 'warning' });
+    await out.write([late], { positions: [undefined], checkpoints: [] });
+    await out.runRetention();
+    const q = async (sql: string) => (await out.store.query(sql, { maxRows: 10_000, timeoutMs: 10_000 })).rows;
+    assert.deepEqual(await q(`SELECT count(*) FROM opshub_logs_all WHERE CAST("timestamp" AS DATE) = DATE '2026-03-20'`), [[4]]);
+
+    // Two hosts' archives side by side (as a central bucket would hold them) read as one, with host, day and container columns.
+    const central = path.join(tmp.dir, 'central', 'opshub_logs');
+    mkdirSync(central, { recursive: true });
+    const { cpSync } = await import('node:fs');
+    cpSync(path.join(archive, 'opshub_logs', 'host=test'), path.join(central, 'host=a'), { recursive: true });
+    cpSync(path.join(archive, 'opshub_logs', 'host=test'), path.join(central, 'host=b'), { recursive: true });
+    const rows = await parquetRows(
+      `SELECT host, container, count(*) FROM read_parquet('${central}/host=*/day=*/container=*/*.parquet', hive_partitioning = true) WHERE day = '2026-03-20' GROUP BY ALL ORDER BY ALL`,
+    );
+    assert.deepEqual(rows, [['a', 'ollama', 3n], ['a', 'open-webui', 1n], ['b', 'ollama', 3n], ['b', 'open-webui', 1n]]);
+  } finally {
+    await out.stop!();
     tmp.cleanup();
   }
 });
