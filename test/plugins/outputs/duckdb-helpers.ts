@@ -14,6 +14,7 @@ import { createDuckdb, type DuckdbConfig } from '../../../plugins/outputs/duckdb
 export const DUCKDB_DEFAULTS: DuckdbConfig = {
   path: '',
   archive_dir: '',
+  archive_mode: 'daily',
   checkpoint_interval: '5m',
   memory_limit: '256MiB',
   threads: 1,
