@@ -20,6 +20,7 @@ export interface PrometheusConfig {
   path: string;
   expiration: string;
   process_metrics: boolean;
+  host_label: string;
 }
 
 interface Series {
@@ -98,6 +99,7 @@ export function createPrometheus(config: PrometheusConfig, ctx: PluginContext, c
   const labelNames = new Map<string, string>();
   let unmount: (() => void) | undefined;
   let lastSweep = clock();
+  const hostTag = ctx.hostname ? config.host_label : '';
   let started = false;
 
   // The output's own counts, served beside the data.
@@ -213,7 +215,7 @@ export function createPrometheus(config: PrometheusConfig, ctx: PluginContext, c
           }
           const f = family(seriesName(event.name, field, event.type), type, event, field);
           if (!f) continue;
-          labels ??= labelsOf(event.tags, labelNames);
+          labels ??= labelsOf(hostTag && !event.tags[hostTag] ? { ...event.tags, [hostTag]: ctx.hostname } : event.tags, labelNames);
           const s = f.series.get(labels.key);
           if (s) {
             s.value = value;
@@ -259,6 +261,11 @@ export const prometheus: PluginDefinition<PrometheusConfig> = {
         type: 'boolean',
         default: true,
         description: "Also serve the agent process' own metrics (process_cpu_seconds_total, process_resident_memory_bytes, nodejs_* heap, event loop lag and GC), from prom-client.",
+      },
+      host_label: {
+        type: 'string',
+        default: '',
+        description: "Label set to the agent's hostname (agent.hostname) on every series that lacks it, e.g. \"host\" when one Prometheus scrapes many agents; empty: none (Prometheus' own `instance` label names the target).",
       },
     },
   },

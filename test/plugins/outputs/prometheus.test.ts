@@ -141,6 +141,21 @@ test('serves gauges, counters and untyped series with HELP, TYPE and labels from
   }
 });
 
+test('host_label adds the agent\'s host name to every series that lacks the label, and leaves series that carry one', async () => {
+  const p = await setup({ config: { host_label: 'host' } });
+  try {
+    await p.write([
+      makeMetric('system_memory', { total_bytes: 1024 }, {}, { type: 'gauge' }),
+      makeMetric('opshub_input', { events_total: 3 }, { id: 'system', host: 'elsewhere' }, { type: 'counter' }),
+    ]);
+    const { families } = await p.scrape();
+    assert.deepEqual(values(families.get('system_memory_total_bytes')), [[{ host: 'test' }, 1024]]);
+    assert.deepEqual(values(families.get('opshub_input_events_total')), [[{ host: 'elsewhere', id: 'system' }, 3]]);
+  } finally {
+    await p.close();
+  }
+});
+
 test('names and label names are sanitised; counters end in _total exactly once', async () => {
   const table: Array<[event: Event, series: string, labels: Record<string, string>]> = [
     [makeMetric('http.server', { 'request-count': 5 }, {}, { type: 'counter' }), 'http_server_request_count_total', {}],
