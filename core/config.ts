@@ -338,7 +338,7 @@ export async function loadConfig(file: string, opts: LoadOptions): Promise<Pipel
   return {
     file,
     agent,
-    hostname: agent.hostname ?? os.hostname(),
+    hostname: agent.hostname || os.hostname(), // empty (an unset ${VAR:-}) means the machine's
     ...resolved,
     plugins,
     raw: data,
