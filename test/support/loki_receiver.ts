@@ -169,8 +169,12 @@ export class LokiReceiver {
   decide?: (push: ReceivedPush) => Answer | undefined;
   /** Answer 413 to bodies larger than this. */
   maxBodyBytes = Infinity;
-  /** Keep decoded pushes (false in the benchmark, to measure only the wire). */
+  /** Keep decoded pushes. */
   keep = true;
+  /** Decode bodies (false in the benchmark, so that only the sender is measured: bodies are then counted, not checked). */
+  decode = true;
+  /** Requests answered 2xx. */
+  accepted = 0;
   /** Total bytes of accepted bodies. */
   bytesAccepted = 0;
   /** Entries accepted. */
@@ -220,15 +224,24 @@ export class LokiReceiver {
       const scripted = this.script.shift();
       if (scripted === 'reset') return answer(scripted);
       if (raw.length > this.maxBodyBytes) return answer({ status: 413, body: `request body too large: ${raw.length} > ${this.maxBodyBytes}` });
+      if (!this.decode) {
+        const a = scripted ?? { status: 204 };
+        if (a.status < 300) {
+          this.accepted++;
+          this.bytesAccepted += raw.length;
+        }
+        return answer(a);
+      }
       let push: ReceivedPush;
       try {
-        push = this.decode(req, raw);
+        push = this.decodeBody(req, raw);
       } catch (err) {
         this.decodeErrors.push(String(err));
         return answer({ status: 400, body: `cannot decode: ${String(err)}` });
       }
       const a = scripted ?? this.decide?.(push) ?? { status: 204 };
       if (a !== 'reset' && a.status >= 200 && a.status < 300) {
+        this.accepted++;
         this.bytesAccepted += push.bytes;
         for (const s of push.streams) this.entriesAccepted += s.entries.length;
         if (this.keep) this.pushes.push(push);
@@ -237,7 +250,7 @@ export class LokiReceiver {
     });
   }
 
-  private decode(req: http.IncomingMessage, raw: Buffer): ReceivedPush {
+  private decodeBody(req: http.IncomingMessage, raw: Buffer): ReceivedPush {
     const type = req.headers['content-type'] ?? '';
     const gzip = req.headers['content-encoding'] === 'gzip';
     if (type.startsWith('application/x-protobuf')) {

@@ -47,6 +47,16 @@ function fieldSize(bodyLength: number): number {
   return 1 + varintSize(bodyLength) + bodyLength;
 }
 
+const SHORT = 128;
+
+/** UTF-8 byte length; short ASCII strings are counted in JS. */
+function utf8Length(s: string): number {
+  const n = s.length;
+  if (n > SHORT) return Buffer.byteLength(s);
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s);
+  return n;
+}
+
 class Writer {
   pos = 0;
   constructor(readonly buf: Buffer) {}
@@ -64,7 +74,13 @@ class Writer {
   string(tag: number, s: string, bytes: number): void {
     this.byte(tag);
     this.varint(bytes);
-    if (bytes) this.pos += this.buf.write(s, this.pos, bytes, 'utf8');
+    if (bytes === s.length && bytes <= SHORT) {
+      // Short ASCII (most names, values and many lines): a loop beats a call into C++.
+      const buf = this.buf;
+      let p = this.pos;
+      for (let i = 0; i < bytes; i++) buf[p++] = s.charCodeAt(i);
+      this.pos = p;
+    } else if (bytes) this.pos += this.buf.write(s, this.pos, bytes, 'utf8');
   }
 }
 
@@ -82,13 +98,17 @@ const TAG_NANOS = 0x10;
 
 function splitTs(ts: bigint): [number, number] {
   if (ts <= 0n) return [0, 0];
-  return [Number(ts / NS_PER_S), Number(ts % NS_PER_S)];
+  const sec = ts / NS_PER_S;
+  return [Number(sec), Number(ts - sec * NS_PER_S)];
 }
 
 /** Encodes a logproto.PushRequest (uncompressed). */
 export function encodePushRequest(streams: LokiStream[]): Buffer {
   // Pass 1: sizes. String byte lengths are remembered in visiting order for pass 2.
   const strBytes: number[] = [];
+  const secs: number[] = [];
+  const nanos: number[] = [];
+  const tsSizes: number[] = [];
   const entrySizes: number[] = [];
   const pairSizes: number[] = [];
   const streamSizes: number[] = [];
@@ -97,18 +117,21 @@ export function encodePushRequest(streams: LokiStream[]): Buffer {
   for (const stream of streams) {
     const labels = labelsString(stream.labels);
     labelTexts.push(labels);
-    const lb = Buffer.byteLength(labels);
+    const lb = utf8Length(labels);
     strBytes.push(lb);
     let size = fieldSize(lb);
     for (const e of stream.entries) {
-      const [sec, nanos] = splitTs(e.ts);
-      const tsBody = (sec ? 1 + varintSize(sec) : 0) + (nanos ? 1 + varintSize(nanos) : 0);
-      const lineBytes = Buffer.byteLength(e.line);
+      const [sec, ns] = splitTs(e.ts);
+      const tsBody = (sec ? 1 + varintSize(sec) : 0) + (ns ? 1 + varintSize(ns) : 0);
+      secs.push(sec);
+      nanos.push(ns);
+      tsSizes.push(tsBody);
+      const lineBytes = utf8Length(e.line);
       strBytes.push(lineBytes);
       let entry = fieldSize(tsBody) + fieldSize(lineBytes);
       for (const [name, value] of e.metadata ?? []) {
-        const nb = Buffer.byteLength(name);
-        const vb = Buffer.byteLength(value);
+        const nb = utf8Length(name);
+        const vb = utf8Length(value);
         strBytes.push(nb, vb);
         const pair = fieldSize(nb) + fieldSize(vb);
         pairSizes.push(pair);
@@ -132,17 +155,18 @@ export function encodePushRequest(streams: LokiStream[]): Buffer {
     w.string(TAG_LABELS, labelTexts[s]!, strBytes[si++]!);
     for (const e of stream.entries) {
       w.byte(TAG_ENTRIES);
-      w.varint(entrySizes[ei++]!);
-      const [sec, nanos] = splitTs(e.ts);
+      w.varint(entrySizes[ei]!);
+      const sec = secs[ei]!;
+      const ns = nanos[ei]!;
       w.byte(TAG_TIMESTAMP);
-      w.varint((sec ? 1 + varintSize(sec) : 0) + (nanos ? 1 + varintSize(nanos) : 0));
+      w.varint(tsSizes[ei++]!);
       if (sec) {
         w.byte(TAG_SECONDS);
         w.varint(sec);
       }
-      if (nanos) {
+      if (ns) {
         w.byte(TAG_NANOS);
-        w.varint(nanos);
+        w.varint(ns);
       }
       w.string(TAG_LINE, e.line, strBytes[si++]!);
       for (const [name, value] of e.metadata ?? []) {

@@ -85,13 +85,20 @@ export interface MappedEntry {
 export class EntryMapper {
   readonly stats: MapperStats = { label_values_overflowed: 0 };
   private readonly names: Array<{ from: string; to: string }>;
-  private readonly statics: Array<[string, string]>;
+  private readonly statics: Record<string, string>;
+  /** Every label name a stream can have, sorted (Loki's order). */
+  private readonly order: string[];
   private readonly seen = new Map<string, Set<string>>();
+  /** Label pairs per stream key, so each event does not rebuild them (bounded). */
+  private readonly streamLabels = new Map<string, Array<[string, string]>>();
+  /** Sanitised structured-metadata names (bounded). */
+  private readonly cleanNames = new Map<string, string>();
   onOverflow?: (label: string) => void;
 
   constructor(private opts: MapperOptions) {
     this.names = opts.labels.map((from) => ({ from, to: sanitizeLabelName(from) }));
-    this.statics = Object.entries(opts.staticLabels).map(([k, v]) => [sanitizeLabelName(k), v]);
+    this.statics = Object.fromEntries(Object.entries(opts.staticLabels).map(([k, v]) => [sanitizeLabelName(k), v]));
+    this.order = [...new Set([...Object.keys(this.statics), ...this.names.map((n) => n.to), 'job'])].sort();
   }
 
   /** The value a configured label name takes for an event. */
@@ -100,8 +107,7 @@ export class EntryMapper {
     if (name === 'source') return event.source || undefined;
     const fromLabels = event.labels[name];
     if (fromLabels !== undefined) return fromLabels;
-    const fromAttrs = scalar(event.attributes[name]);
-    return fromAttrs;
+    return scalar(event.attributes[name]);
   }
 
   /** Values for `host` and `job` when neither the event nor static_labels has one. */
@@ -126,30 +132,56 @@ export class EntryMapper {
     return true;
   }
 
+  private cleanName(name: string): string {
+    let clean = this.cleanNames.get(name);
+    if (clean === undefined) {
+      if (this.cleanNames.size > 10_000) this.cleanNames.clear();
+      this.cleanNames.set(name, (clean = sanitizeLabelName(name)));
+    }
+    return clean;
+  }
+
   map(event: LogEvent): MappedEntry {
-    const labels = new Map<string, string>(this.statics);
-    const used = new Set<string>(); // event fields consumed as labels
-    const overflow: Array<[string, string]> = [];
+    const chosen: Record<string, string> = {};
+    const used: string[] = []; // event fields consumed as labels
+    let overflow: Array<[string, string]> | undefined;
     for (const { from, to } of this.names) {
       let value = this.valueOf(event, from);
-      if (value === undefined && !labels.has(to)) value = this.fallback(from);
+      if (value === undefined && this.statics[to] === undefined) value = this.fallback(from);
       if (value === undefined || value === '') continue;
       if (this.admit(to, value)) {
-        labels.set(to, value);
-        used.add(from);
-      } else overflow.push([from, value]);
+        chosen[to] = value;
+        used.push(from);
+      } else (overflow ??= []).push([from, value]);
     }
-    if (labels.size === 0) labels.set('job', 'opshub'); // Loki refuses a stream without labels
-    const sorted = [...labels].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const key = sorted.map(([k, v]) => `${k}\u0000${v}`).join('\u0001');
+    let key = '';
+    for (const name of this.order) {
+      const v = chosen[name] ?? this.statics[name];
+      if (v !== undefined) key += `${name}\u0000${v}\u0001`;
+    }
+    if (key === '') key = 'job\u0000opshub\u0001'; // Loki refuses a stream without labels
+    let labels = this.streamLabels.get(key);
+    if (!labels) {
+      if (this.streamLabels.size > 10_000) this.streamLabels.clear();
+      labels = [];
+      for (const name of this.order) {
+        const v = chosen[name] ?? this.statics[name];
+        if (v !== undefined) labels.push([name, v]);
+      }
+      if (labels.length === 0) labels.push(['job', 'opshub']);
+      this.streamLabels.set(key, labels);
+    }
 
     // Everything that is not a stream label.
     const extras: Array<[string, unknown]> = [];
-    if (!used.has('level')) extras.push(['level', event.level]);
-    if (!used.has('source') && event.source) extras.push(['source', event.source]);
-    for (const [k, v] of Object.entries(event.labels)) if (!used.has(k)) extras.push([k, v]);
-    for (const [k, v] of Object.entries(event.attributes)) if (!used.has(k) && v !== undefined) extras.push([k, v]);
-    extras.push(...overflow);
+    if (!used.includes('level')) extras.push(['level', event.level]);
+    if (!used.includes('source') && event.source) extras.push(['source', event.source]);
+    for (const k in event.labels) if (!used.includes(k)) extras.push([k, event.labels[k]]);
+    for (const k in event.attributes) {
+      const v = event.attributes[k];
+      if (v !== undefined && !used.includes(k)) extras.push([k, v]);
+    }
+    if (overflow) extras.push(...overflow);
 
     let line: string;
     let metadata: Array<[string, string]> | undefined;
@@ -158,11 +190,9 @@ export class EntryMapper {
       line = event.message;
       if (this.opts.structuredMetadata && extras.length) {
         metadata = [];
-        const names = new Set<string>();
         for (const [k, v] of extras) {
-          const name = sanitizeLabelName(k);
-          if (names.has(name)) continue;
-          names.add(name);
+          const name = this.cleanName(k);
+          if (metadata.some(([n]) => n === name)) continue;
           const value = text(v);
           metadata.push([name, value]);
           bytes += name.length + value.length + 8;
@@ -177,7 +207,7 @@ export class EntryMapper {
           : Object.entries(obj).map(([k, v]) => `${k}=${logfmtValue(text(v))}`).join(' ');
     }
     bytes += line.length;
-    return { key, labels: sorted, entry: metadata ? { ts: event.timestamp, line, metadata } : { ts: event.timestamp, line }, bytes };
+    return { key, labels, entry: metadata ? { ts: event.timestamp, line, metadata } : { ts: event.timestamp, line }, bytes };
   }
 }
 

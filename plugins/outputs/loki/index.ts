@@ -233,7 +233,10 @@ export function createLoki(config: LokiConfig, ctx: PluginContext): Output & { s
       }
       const state = progress;
       const logs = events.filter((e): e is LogEvent => e.kind === 'log').slice(state.done);
-      if (logs.length === 0) return;
+      if (logs.length === 0) {
+        progress = undefined;
+        return;
+      }
 
       // Split by bytes: chunks of consecutive entries, each at most batch_max_bytes (or one entry).
       const chunks: MappedEntry[][] = [];
@@ -258,7 +261,7 @@ export function createLoki(config: LokiConfig, ctx: PluginContext): Output & { s
         try {
           await push(c, settle);
         } catch (err) {
-          if (!(err instanceof HttpStatusError)) throw err; // retryable: the runtime backs off and calls again
+          if (!(err instanceof HttpStatusError)) throw err; // retryable: the runtime backs off and calls again, `progress` stays
           // 400 and other 4xx: retrying cannot help. Loki may have kept part of it; never resend.
           stats.entries_rejected += c.length;
           state.done += c.length;
@@ -266,6 +269,7 @@ export function createLoki(config: LokiConfig, ctx: PluginContext): Output & { s
           refused ??= err;
         }
       }
+      progress = undefined; // settled: the next call is a new batch
       if (refused) throw new PermanentError(`Loki answered ${refused.status} ${http.STATUS_CODES[refused.status] ?? ''}`.trim());
     },
 
