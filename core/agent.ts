@@ -5,7 +5,7 @@
 
 import { watch, type FSWatcher } from 'chokidar';
 import { ConfigError, loadConfig, type PipelineConfig } from './config.ts';
-import { AgentHttpServer } from './http.ts';
+import { AgentHttpServer, type HttpPolicies } from './http.ts';
 import { createLogger, errorMessage, type Logger, type LogSink } from './log.ts';
 import type { PluginDefinition } from './plugin.ts';
 import { Pipeline } from './pipeline.ts';
@@ -38,6 +38,7 @@ export class Agent {
       listen: opts.listen ?? config.agent.http.listen,
       authToken: config.agent.http.auth_token,
       log: this.log.child('http'),
+      policies: httpPolicies(config),
     });
     this.pipeline = new Pipeline({ http: this.http, log: this.log });
   }
@@ -49,6 +50,7 @@ export class Agent {
     await agent.http.start();
     try {
       await agent.pipeline.apply(config, { strict: true, shutdownMs: parseDuration(config.agent.shutdown_timeout) });
+      await agent.http.ready();
     } catch (err) {
       await agent.pipeline.stop(1000).catch(() => undefined);
       await agent.http.stop();
@@ -103,7 +105,9 @@ export class Agent {
       this.log.warn(`agent.http.listen changed to ${next.agent.http.listen}; it takes effect after a restart`);
     }
     this.http.setAuthToken(next.agent.http.auth_token);
+    this.http.configure(httpPolicies(next));
     await this.pipeline.apply(next, { strict: false, shutdownMs: parseDuration(next.agent.shutdown_timeout) });
+    await this.http.ready().catch((err) => this.log.error(errorMessage(err)));
     this.config = next;
     this.scheduleSelfMetrics();
     this.log.info(`reloaded ${this.opts.file}`);
@@ -123,4 +127,14 @@ export class Agent {
     })();
     return this.stopped;
   }
+}
+
+/** agent.http's rate limit, CORS and docs settings as the HTTP server takes them. */
+export function httpPolicies(config: PipelineConfig): HttpPolicies {
+  const h = config.agent.http;
+  return {
+    docs: h.docs,
+    rateLimit: { requests: h.rate_limit.requests, windowMs: parseDuration(h.rate_limit.window), trustProxy: h.rate_limit.trust_proxy, exemptPaths: h.rate_limit.exempt_paths },
+    cors: { origins: h.cors.origins, maxAgeS: Math.round(parseDuration(h.cors.max_age) / 1000) },
+  };
 }

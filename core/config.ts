@@ -53,7 +53,13 @@ export interface AgentConfig {
   log_level: 'debug' | 'info' | 'warn' | 'error';
   shutdown_timeout: string;
   self_metrics: boolean;
-  http: { listen: string; auth_token: string };
+  http: {
+    listen: string;
+    auth_token: string;
+    docs: boolean;
+    rate_limit: { requests: number; window: string; trust_proxy: boolean; exempt_paths: string[] };
+    cors: { origins: string[]; max_age: string };
+  };
 }
 
 /** One configured plugin instance, with agent defaults resolved. */

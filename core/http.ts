@@ -1,13 +1,33 @@
 // The agent's one HTTP server. Plugins mount routes and WebSocket endpoints
-// on it (so users get one port, as in the OpsHub API); the core serves /health
-// and enforces the optional bearer token on everything else.
+// on it (so users get one port, as in the OpsHub API); the core serves
+// /health, /openapi.json and /docs, enforces the optional bearer token, the
+// per-client rate limit and CORS.
+//
+// Routing, validation and serialisation are fastify's, with @fastify/swagger
+// generating the OpenAPI document from the routes' JSON Schemas (the single
+// source of truth) and @fastify/swagger-ui serving /docs from its package's
+// assets (no network needed). Fastify cannot add or remove routes once it is
+// ready, but plugins mount and unmount theirs at run time (hot reload swaps
+// plugin instances). So this server keeps the route table itself, owns the
+// node:http server and its `upgrade` events, and dispatches each request to a
+// fastify instance built from the current table (`app.routing(req, res)`);
+// when the table changes (at start and on reload only) the next request — or
+// the agent right after applying a pipeline — builds a fresh instance and
+// swaps it in. Requests already dispatched finish on the instance they
+// started on (streams included); a build takes ~0.1 s.
 
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { readFileSync } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
+import { Ajv } from 'ajv';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from './log.ts';
 import { errorMessage } from './log.ts';
+import { Cors, RateLimiter, sendRateHeaders, type CorsOptions, type RateLimitOptions } from './http_policy.ts';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string>, url: URL) => void | Promise<void>;
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => void;
@@ -19,44 +39,138 @@ export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer
  */
 export type RouteAuth = 'agent' | 'public' | ((req: IncomingMessage) => string | null);
 
-export interface Route {
+export type JsonSchema = Record<string, unknown>;
+
+/**
+ * A route's contract, in JSON Schema: it validates the query (coerced to the
+ * declared types, defaults applied) and, for `reply` routes, the JSON body;
+ * it serialises `reply` routes' answers; and it is the route's entry in
+ * /openapi.json. Everything is optional.
+ */
+export interface RouteSchema {
+  summary?: string;
+  description?: string;
+  tags?: string[];
+  /** An object schema of the query parameters (each property with a description). */
+  querystring?: JsonSchema;
+  /** An object schema of the `:name` path segments. */
+  params?: JsonSchema;
+  /** The body: validated for `reply` routes; documentation only for raw `handler` routes, which read the body themselves. */
+  body?: JsonSchema;
+  /**
+   * Per status code: a JSON Schema with a `description` (JSON answers), or
+   * `{ description, content: { '<media type>': { schema } } }` for others.
+   */
+  response?: Record<number | string, JsonSchema>;
+  /** Media types of the body (documentation), default application/json. */
+  consumes?: string[];
+  /** Media types of the answers (documentation), default application/json. */
+  produces?: string[];
+  /** OpenAPI security requirements; by default derived from `auth`. */
+  security?: Array<Record<string, string[]>>;
+  /** Leave the route out of /openapi.json. */
+  hide?: boolean;
+}
+
+/** What a `reply` route's function gets. */
+export interface RouteRequest<Q = Record<string, any>, B = unknown> {
+  raw: IncomingMessage;
+  params: Record<string, string>;
+  /** The query, validated against schema.querystring: coerced to the declared types, defaults applied. */
+  query: Q;
+  /** The parsed JSON body, validated against schema.body. */
+  body: B;
+  url: URL;
+  /** Aborted when the client goes away (long queries, streams). */
+  signal: AbortSignal;
+  /** Sets the status of the answer (default 200); the answer is serialised by schema.response[status]. */
+  status(code: number): void;
+  header(name: string, value: string | number): void;
+  /** Takes the response over (e.g. to stream): the route writes it itself; what the function returns is ignored. */
+  takeOver(): ServerResponse;
+}
+
+interface RouteBase {
   method: string;
   /** Path with `:name` segments, e.g. `/logs/:container`. */
   path: string;
-  handler: RouteHandler;
   auth?: RouteAuth;
+  schema?: RouteSchema;
 }
+
+/** A route that handles the node request and response itself (the body is left unread for it). */
+export interface RawRoute extends RouteBase {
+  handler: RouteHandler;
+  reply?: undefined;
+}
+
+/**
+ * A route whose function returns the answer (serialised by
+ * schema.response[200], or the status it set); errors are thrown as HttpError.
+ */
+export interface ReplyRoute extends RouteBase {
+  reply: (request: RouteRequest) => unknown;
+  handler?: undefined;
+}
+
+export type Route = RawRoute | ReplyRoute;
 
 export interface HttpMount {
   /** Adds a route; returns a function that removes it (plugins call it on stop). */
   route(route: Route): () => void;
-  /** Adds a WebSocket (or other upgrade) endpoint at an exact path; returns its remover. */
-  upgrade(path: string, handler: UpgradeHandler, auth?: RouteAuth): () => void;
+  /**
+   * Adds a WebSocket (or other upgrade) endpoint at an exact path; returns its
+   * remover. `doc` documents it in /openapi.json (as a GET answering 101).
+   */
+  upgrade(path: string, handler: UpgradeHandler, auth?: RouteAuth, doc?: RouteSchema): () => void;
   /** Checks a request against the agent's token; true when allowed. */
   isAuthorized(req: IncomingMessage): boolean;
 }
 
-interface CompiledRoute extends Route {
+/** An error with an HTTP status, for `reply` routes (and raw ones) to throw. */
+export class HttpError extends Error {
+  override name = 'HttpError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string | number> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** The shape of every error answer: `{error, message}` (+ `parameter` for bad input). */
+export const ERROR_SCHEMA: JsonSchema = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: {
+    error: { type: 'string', description: 'Stable error code, e.g. bad_request, unauthorized, not_found, rate_limited.' },
+    message: { type: 'string', description: 'What went wrong, for people.' },
+    parameter: { type: 'string', description: 'The query parameter or body field at fault (bad_request).' },
+  },
+};
+
+/** A response entry for an error status, for route schemas. */
+export function errorResponse(description: string): JsonSchema {
+  return { description, ...ERROR_SCHEMA };
+}
+
+interface CompiledRoute {
+  route: Route;
   pattern: RegExp;
-  keys: string[];
 }
 
 function compile(route: Route): CompiledRoute {
-  const keys: string[] = [];
   const source = route.path
     .split('/')
-    .map((seg) => {
-      if (seg.startsWith(':')) {
-        keys.push(seg.slice(1));
-        return '([^/]+)';
-      }
-      return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    })
+    .map((seg) => (seg.startsWith(':') ? '([^/]+)' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
     .join('/');
-  return { ...route, pattern: new RegExp(`^${source}/?$`), keys };
+  return { route, pattern: new RegExp(`^${source}/?$`) };
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string | number> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
@@ -101,17 +215,107 @@ export function tokensEqual(a: string | undefined, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** ISO 8601 UTC with milliseconds and Z, the form every answer uses. */
+export function isoTime(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+export interface HttpPolicies {
+  rateLimit: RateLimitOptions;
+  cors: CorsOptions;
+  /** Serve /openapi.json and /docs. */
+  docs: boolean;
+}
+
+export const DEFAULT_POLICIES: HttpPolicies = {
+  rateLimit: { requests: 0, windowMs: 60_000, trustProxy: false, exemptPaths: ['/health'] },
+  cors: { origins: [], maxAgeS: 600 },
+  docs: true,
+};
+
 export interface AgentHttpOptions {
   listen: string;
   authToken?: string;
   log: Logger;
+  policies?: Partial<HttpPolicies>;
+}
+
+const VERSION: string = (() => {
+  try {
+    return JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+const FORMAT_HINTS: Record<string, string> = {
+  'date-time': 'an ISO 8601 time such as 2026-05-01T12:00:00Z',
+};
+
+/** "query parameter limit must be <= 10000" from the first ajv error fastify reports. */
+function validationMessage(err: FastifyError): { message: string; parameter?: string } {
+  const first = err.validation?.[0];
+  const where = err.validationContext === 'querystring' ? 'query parameter' : err.validationContext === 'params' ? 'path parameter' : err.validationContext ?? 'request';
+  if (!first) return { message: err.message };
+  const params = (first.params ?? {}) as Record<string, unknown>;
+  const path = String(first.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
+  let parameter = path || undefined;
+  let why = first.message ?? 'is invalid';
+  if (first.keyword === 'required') {
+    parameter = [path, String(params.missingProperty)].filter(Boolean).join('.');
+    why = 'is required';
+  } else if (first.keyword === 'additionalProperties') {
+    parameter = [path, String(params.additionalProperty)].filter(Boolean).join('.');
+    why = 'is not allowed';
+  } else if (first.keyword === 'enum') {
+    why = `must be one of: ${(params.allowedValues as unknown[]).map(String).join(', ')}`;
+  } else if (first.keyword === 'format') {
+    why = `must be ${FORMAT_HINTS[String(params.format)] ?? `a valid ${String(params.format)}`}`;
+  } else if (first.keyword === 'type') {
+    why = `must be ${params.type === 'integer' ? 'an integer' : params.type === 'boolean' ? 'true or false' : `a ${String(params.type)}`}`;
+  }
+  if (!parameter) return { message: `${where === 'body' ? 'the body' : where} ${why}` };
+  return { message: `${where} ${parameter} ${why}`, parameter };
+}
+
+function codeFor(status: number): string {
+  return ({ 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed', 406: 'not_acceptable', 408: 'timeout', 413: 'payload_too_large', 415: 'unsupported_media_type', 429: 'rate_limited', 503: 'unavailable' } as Record<number, string>)[status] ?? 'error';
+}
+
+/** Compiles a route's request schemas as fastify will, so a broken schema fails the plugin's start, not the server. */
+function checkSchema(route: Route): void {
+  const s = route.schema;
+  if (!s) return;
+  const ajv = new Ajv({ coerceTypes: 'array', useDefaults: true, removeAdditional: true, strict: false, validateFormats: false });
+  for (const part of ['querystring', 'params', 'body'] as const) {
+    const schema = s[part];
+    if (!schema) continue;
+    try {
+      ajv.compile(schema);
+    } catch (err) {
+      throw new Error(`${route.method} ${route.path}: schema.${part} is not a valid JSON Schema: ${errorMessage(err)}`);
+    }
+  }
+}
+
+interface Upgrade {
+  handler: UpgradeHandler;
+  auth: RouteAuth;
+  doc?: RouteSchema;
 }
 
 export class AgentHttpServer implements HttpMount {
   private routes: CompiledRoute[] = [];
-  private upgrades = new Map<string, { handler: UpgradeHandler; auth: RouteAuth }>();
+  private upgrades = new Map<string, Upgrade>();
   private server?: http.Server;
   private authToken?: string;
+  private limiter: RateLimiter;
+  private cors: Cors;
+  private docs: boolean;
+  /** Bumped on every change of the route table; the fastify instance is rebuilt when behind. */
+  private version = 0;
+  private built?: { version: number; app: FastifyInstance };
+  private building?: { version: number; app: Promise<FastifyInstance> };
   readonly log: Logger;
   readonly listen: string;
 
@@ -119,16 +323,43 @@ export class AgentHttpServer implements HttpMount {
     this.listen = opts.listen;
     this.authToken = opts.authToken || undefined;
     this.log = opts.log;
+    const policies = { ...DEFAULT_POLICIES, ...opts.policies };
+    this.limiter = new RateLimiter(policies.rateLimit);
+    this.cors = new Cors(policies.cors);
+    this.docs = policies.docs;
     this.route({
       method: 'GET',
       path: '/health',
       auth: 'public',
-      handler: (_req, res) => sendJson(res, 200, { status: 'ok', timestamp: new Date().toISOString() }),
+      schema: {
+        summary: 'Liveness',
+        description: 'Answers 200 while the agent runs; public (no token), for load balancers. See /health/detailed for components.',
+        tags: ['agent'],
+        response: {
+          200: {
+            description: 'The agent is up.',
+            type: 'object',
+            required: ['status', 'timestamp'],
+            properties: { status: { type: 'string', enum: ['ok'] }, timestamp: { type: 'string', format: 'date-time' } },
+          },
+        },
+      },
+      reply: () => ({ status: 'ok', timestamp: isoTime(Date.now()) }),
     });
   }
 
   setAuthToken(token: string | undefined): void {
     this.authToken = token || undefined;
+  }
+
+  /** Rate limits, CORS origins and docs; applied to the next request (reload). */
+  configure(policies: Partial<HttpPolicies>): void {
+    if (policies.rateLimit) this.limiter.configure(policies.rateLimit);
+    if (policies.cors) this.cors.configure(policies.cors);
+    if (policies.docs !== undefined && policies.docs !== this.docs) {
+      this.docs = policies.docs;
+      this.version++;
+    }
   }
 
   isAuthorized(req: IncomingMessage): boolean {
@@ -138,21 +369,30 @@ export class AgentHttpServer implements HttpMount {
 
   route(route: Route): () => void {
     // Two plugins on one path would silently shadow each other: refuse at start.
-    if (this.routes.some((r) => r.method === route.method && r.path === route.path)) {
+    if (this.routes.some((r) => r.route.method === route.method && r.route.path === route.path)) {
       throw new Error(`${route.method} ${route.path} is already mounted by another plugin; give one of them another path`);
     }
+    if (!route.handler && !route.reply) throw new Error(`${(route as RouteBase).method} ${(route as RouteBase).path}: a route needs a handler or a reply function`);
+    checkSchema(route);
     const compiled = compile(route);
     this.routes.push(compiled);
+    this.version++;
     return () => {
+      const before = this.routes.length;
       this.routes = this.routes.filter((r) => r !== compiled);
+      if (this.routes.length !== before) this.version++;
     };
   }
 
-  upgrade(path: string, handler: UpgradeHandler, auth: RouteAuth = 'agent'): () => void {
+  upgrade(path: string, handler: UpgradeHandler, auth: RouteAuth = 'agent', doc?: RouteSchema): () => void {
     if (this.upgrades.has(path)) throw new Error(`an endpoint is already mounted at ${path}`);
-    this.upgrades.set(path, { handler, auth });
+    this.upgrades.set(path, { handler, auth, doc });
+    this.version++;
     return () => {
-      if (this.upgrades.get(path)?.handler === handler) this.upgrades.delete(path);
+      if (this.upgrades.get(path)?.handler === handler) {
+        this.upgrades.delete(path);
+        this.version++;
+      }
     };
   }
 
@@ -184,6 +424,11 @@ export class AgentHttpServer implements HttpMount {
     this.log.info(`listening on ${this.url()}`);
   }
 
+  /** Builds the router for the current routes now (the agent calls it after applying a pipeline), so no request waits for it. */
+  async ready(): Promise<void> {
+    await this.app();
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
@@ -203,31 +448,246 @@ export class AgentHttpServer implements HttpMount {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    let pathMatched = false;
-    for (const route of this.routes) {
-      const m = route.pattern.exec(url.pathname);
-      if (!m) continue;
-      pathMatched = true;
-      if (route.method !== req.method && !(route.method === 'GET' && req.method === 'HEAD')) continue;
-      const denied = this.authFails(route.auth ?? 'agent', req);
-      if (denied) {
-        sendJson(res, 401, { error: 'unauthorized', message: denied }, { 'www-authenticate': 'Bearer' });
-        return;
+    try {
+      if (this.cors.apply(req, res)) return;
+      const pathname = pathOf(req.url);
+      const decision = this.limiter.take(req, pathname);
+      if (decision) {
+        sendRateHeaders(res, decision);
+        if (!decision.allowed) {
+          const window = this.limiterWindow();
+          sendJson(res, 429, {
+            error: 'rate_limited',
+            message: `more than ${decision.limit} requests per ${window} from ${decision.client}; retry in ${decision.retryAfterS} s`,
+          });
+          return;
+        }
       }
-      const params: Record<string, string> = {};
-      route.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1]!)));
+      const app = await this.app();
+      app.routing(req, res);
+    } catch (err) {
+      this.log.error(`${req.method} ${req.url}: ${errorMessage(err)}`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal', message: errorMessage(err) });
+      else res.end();
+    }
+  }
+
+  private limiterWindow(): string {
+    const ms = this.limiter.options.windowMs;
+    return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${ms / 1000} s`;
+  }
+
+  /** The fastify instance for the current table, built when the table changed. */
+  private app(): Promise<FastifyInstance> {
+    const version = this.version;
+    if (this.built?.version === version) return Promise.resolve(this.built.app);
+    if (this.building?.version === version) return this.building.app;
+    const app = this.build().then(
+      (built) => {
+        if (!this.built || this.built.version < version) this.built = { version, app: built };
+        return built;
+      },
+      (err) => {
+        if (this.building?.version === version) this.building = undefined;
+        throw new Error(`cannot build the HTTP routes: ${errorMessage(err)}`);
+      },
+    );
+    this.building = { version, app };
+    return app;
+  }
+
+  private async build(): Promise<FastifyInstance> {
+    const routes = [...this.routes];
+    const upgrades = [...this.upgrades];
+    const app = Fastify({
+      logger: false,
+      // Never listens: requests come from this class's server through app.routing.
+      serverFactory: () => http.createServer(),
+      routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1000 },
+      return503OnClosing: false,
+      ajv: { customOptions: { strict: false } },
+    });
+    app.setErrorHandler((err: FastifyError, request, reply) => {
+      if (err.validation) {
+        const { message, parameter } = validationMessage(err);
+        return reply.code(400).send({ error: 'bad_request', message, ...(parameter ? { parameter } : {}) });
+      }
+      if (err instanceof HttpError) {
+        return reply.code(err.status).headers(err.headers).send({ error: err.code, message: err.message, ...err.extra });
+      }
+      const status = err.statusCode;
+      if (status && status >= 400 && status < 500) return reply.code(status).send({ error: codeFor(status), message: err.message });
+      this.log.error(`${request.method} ${pathOf(request.url)}: ${errorMessage(err)}`);
+      return reply.code(500).send({ error: 'internal', message: errorMessage(err) });
+    });
+    app.setNotFoundHandler((request, reply) => {
+      const pathname = pathOf(request.url);
+      const allowed = [...new Set(this.routes.filter((r) => r.pattern.test(pathname)).map((r) => r.route.method))];
+      if (allowed.length) {
+        return reply
+          .code(405)
+          .header('allow', allowed.join(', '))
+          .send({ error: 'method_not_allowed', message: `${request.method} is not allowed on ${pathname} (allowed: ${allowed.join(', ')})` });
+      }
+      return reply.code(404).send({ error: 'not_found', message: `no route for ${request.method} ${pathname}` });
+    });
+
+    if (this.docs) {
+      await app.register(swagger, {
+        openapi: {
+          openapi: '3.0.3',
+          info: {
+            title: 'OpsHub agent API',
+            version: VERSION,
+            description:
+              'The routes of this agent: the OpsHub REST API, the webhook, /metrics and the WebSocket streams of the plugins configured in its pipeline. ' +
+              'Routes marked with a lock need `Authorization: Bearer <agent.http.auth_token>` when a token is set. Times are ISO 8601 UTC (`Z`). ' +
+              'Errors answer `{"error": code, "message": text}`.',
+          },
+          components: {
+            securitySchemes: {
+              bearerAuth: { type: 'http', scheme: 'bearer', description: 'agent.http.auth_token (only checked when one is set)' },
+            },
+          },
+        },
+      });
+      await app.register(swaggerUi, {
+        routePrefix: '/docs',
+        uiConfig: { docExpansion: 'list', deepLinking: true, persistAuthorization: true, tryItOutEnabled: false },
+        staticCSP: true,
+      });
+      app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+    }
+
+    const rawRoutes = routes.filter((r) => r.route.handler);
+    for (const { route } of routes) if (route.reply) app.route(this.fastifyRoute(route));
+    // Raw routes read their bodies themselves: in their own context, no body parser consumes the stream.
+    await app.register(async (scope) => {
+      scope.removeAllContentTypeParsers();
+      scope.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+      for (const { route } of rawRoutes) scope.route(this.fastifyRoute(route));
+      for (const [path, up] of upgrades) {
+        if (routes.some((r) => r.route.method === 'GET' && r.route.path === path)) continue;
+        scope.route(this.upgradeDocRoute(path, up));
+      }
+    });
+    await app.ready();
+    return app;
+  }
+
+  private securityOf(auth: RouteAuth, schema?: RouteSchema): Array<Record<string, string[]>> {
+    if (schema?.security) return schema.security;
+    return auth === 'public' ? [] : [{ bearerAuth: [] }];
+  }
+
+  private fastifyRoute(route: Route): RouteOptions {
+    const auth = route.auth ?? 'agent';
+    const { body, ...rest } = route.schema ?? {};
+    const raw = !!route.handler;
+    const schema: Record<string, unknown> = { ...rest, security: this.securityOf(auth, route.schema) };
+    if (!rest.response) schema.response = {};
+    const responses = schema.response as Record<string, unknown>;
+    if (auth !== 'public' && !responses[401]) responses[401] = errorResponse('Missing or wrong token.');
+    if (!raw && body) schema.body = body;
+    if (!raw && (rest.querystring || body) && !responses[400]) responses[400] = errorResponse('A parameter is invalid; `parameter` names it.');
+    return {
+      method: route.method,
+      url: route.path,
+      schema,
+      exposeHeadRoute: route.method === 'GET',
+      // Raw routes document their body (the stream is theirs to read, so it is not validated here).
+      config: raw && body ? ({ swaggerTransform: ({ schema: s, url }: { schema: object; url: string }) => ({ schema: { ...s, body }, url }) } as never) : {},
+      onRequest: (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+        const denied = this.authFails(auth, request.raw);
+        if (!denied) return done();
+        reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: denied });
+      },
+      handler: raw ? this.rawHandler(route as RawRoute) : this.replyHandler(route as ReplyRoute),
+    };
+  }
+
+  private rawHandler(route: RawRoute) {
+    return async (request: FastifyRequest, reply: FastifyReply) => {
+      reply.hijack();
+      const req = request.raw;
+      const res = reply.raw;
+      const url = new URL(req.url ?? '/', 'http://localhost');
       try {
-        await route.handler(req, res, params, url);
+        await route.handler(req, res, request.params as Record<string, string>, url);
       } catch (err) {
-        this.log.error(`${req.method} ${url.pathname}: ${errorMessage(err)}`);
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal', message: errorMessage(err) });
-        else res.end();
+        this.failRaw(res, req, url, err);
       }
+    };
+  }
+
+  private failRaw(res: ServerResponse, req: IncomingMessage, url: URL, err: unknown): void {
+    if (err instanceof HttpError) {
+      if (!res.headersSent) sendJson(res, err.status, { error: err.code, message: err.message, ...err.extra }, err.headers);
+      else res.end();
       return;
     }
-    if (pathMatched) sendJson(res, 405, { error: 'method_not_allowed', message: `${req.method} is not allowed on ${url.pathname}` });
-    else sendJson(res, 404, { error: 'not_found', message: `no route for ${url.pathname}` });
+    this.log.error(`${req.method} ${url.pathname}: ${errorMessage(err)}`);
+    if (!res.headersSent) sendJson(res, 500, { error: 'internal', message: errorMessage(err) });
+    else res.end();
+  }
+
+  private replyHandler(route: ReplyRoute) {
+    return async (request: FastifyRequest, reply: FastifyReply) => {
+      const abort = new AbortController();
+      reply.raw.once('close', () => abort.abort());
+      let taken = false;
+      const url = new URL(request.raw.url ?? '/', 'http://localhost');
+      const rr: RouteRequest = {
+        raw: request.raw,
+        params: request.params as Record<string, string>,
+        query: (request.query ?? {}) as Record<string, any>,
+        body: request.body,
+        url,
+        signal: abort.signal,
+        status: (code) => void reply.code(code),
+        header: (name, value) => void reply.header(name, value),
+        takeOver: () => {
+          taken = true;
+          reply.hijack();
+          return reply.raw;
+        },
+      };
+      try {
+        const result = await route.reply(rr);
+        if (taken) return;
+        if (result === undefined) return reply.code(204).send();
+        return result;
+      } catch (err) {
+        if (!taken) throw err;
+        this.failRaw(reply.raw, request.raw, url, err);
+      }
+    };
+  }
+
+  /** A WebSocket endpoint in the docs: a GET that answers 426 unless it is an upgrade (which never reaches fastify). */
+  private upgradeDocRoute(path: string, up: Upgrade): RouteOptions {
+    const auth = up.auth;
+    const doc = up.doc ?? {};
+    return {
+      method: 'GET',
+      url: path,
+      schema: {
+        summary: doc.summary ?? `WebSocket endpoint ${path}`,
+        description: doc.description,
+        tags: doc.tags ?? ['streams'],
+        querystring: doc.querystring,
+        security: this.securityOf(auth, doc),
+        response: {
+          101: { description: 'Switching Protocols: the WebSocket connection (send `Connection: Upgrade`, `Upgrade: websocket`). Browsers may pass the token as `?token=`.' },
+          426: errorResponse('A plain GET: this path only speaks WebSocket.'),
+          ...(doc.response ?? {}),
+        },
+        hide: doc.hide,
+      },
+      exposeHeadRoute: false,
+      handler: async (_request: FastifyRequest, reply: FastifyReply) =>
+        reply.code(426).header('upgrade', 'websocket').send({ error: 'upgrade_required', message: `${path} is a WebSocket endpoint; connect with a WebSocket client` }),
+    };
   }
 
   private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -235,6 +695,11 @@ export class AgentHttpServer implements HttpMount {
     const entry = this.upgrades.get(url.pathname);
     if (!entry) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    const decision = this.limiter.take(req, url.pathname);
+    if (decision && !decision.allowed) {
+      socket.end(`HTTP/1.1 429 Too Many Requests\r\nRetry-After: ${decision.retryAfterS}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return;
     }
     // Browsers cannot set headers on WebSocket requests, so `?token=` is accepted too.
@@ -247,9 +712,16 @@ export class AgentHttpServer implements HttpMount {
     entry.handler(req, socket, head, url);
   }
 
-  private queryTokenOk(url: URL): boolean {
+  /** True when no token is set or `?token=` carries the agent's token (for clients that cannot send headers). */
+  queryTokenOk(url: URL): boolean {
     return !this.authToken || tokensEqual(url.searchParams.get('token') ?? undefined, this.authToken);
   }
+}
+
+function pathOf(url: string | undefined): string {
+  const raw = url ?? '/';
+  const q = raw.indexOf('?');
+  return q < 0 ? raw : raw.slice(0, q);
 }
 
 export function parseListen(listen: string): { host: string; port: number } {

@@ -7,7 +7,7 @@
 import type { PipelineConfig, PluginInstanceConfig } from './config.ts';
 import type { Envelope } from './delivery.ts';
 import { makeMetric, type Event } from './events.ts';
-import type { HttpMount, Route, RouteAuth, UpgradeHandler } from './http.ts';
+import type { HttpMount, Route, RouteAuth, RouteSchema, UpgradeHandler } from './http.ts';
 import type { Logger } from './log.ts';
 import { errorMessage } from './log.ts';
 import type { Output, PluginContext, Processor, PullInput, SelfReporting, ServiceInput } from './plugin.ts';
@@ -31,8 +31,8 @@ class ScopedMount implements HttpMount {
     this.removers.push(remove);
     return remove;
   }
-  upgrade(path: string, handler: UpgradeHandler, auth?: RouteAuth): () => void {
-    const remove = this.parent.upgrade(path, handler, auth);
+  upgrade(path: string, handler: UpgradeHandler, auth?: RouteAuth, doc?: RouteSchema): () => void {
+    const remove = this.parent.upgrade(path, handler, auth, doc);
     this.removers.push(remove);
     return remove;
   }

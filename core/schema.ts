@@ -48,7 +48,30 @@ export const AGENT_SCHEMA = {
       default: {},
       properties: {
         listen: { type: 'string', default: '127.0.0.1:8089', description: 'host:port to listen on; use 0.0.0.0:8089 inside a container.' },
-        auth_token: { type: 'string', default: '', description: 'When set, every route except /health needs `Authorization: Bearer <token>`.' },
+        auth_token: { type: 'string', default: '', description: 'When set, every route except /health, /openapi.json and /docs needs `Authorization: Bearer <token>`.' },
+        docs: { type: 'boolean', default: true, description: 'Serve the OpenAPI document of every route at /openapi.json and interactive docs at /docs (both public).' },
+        rate_limit: {
+          type: 'object',
+          description: 'Per-client rate limit over all routes: a client (by address) may make `requests` requests per `window`, then gets 429 with Retry-After. Off by default.',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            requests: { type: 'integer', minimum: 0, default: 0, description: 'Requests one client may make per window (bursts up to this many, then evenly spread); 0 turns limiting off.' },
+            window: duration('The window `requests` are counted over.', '1m'),
+            trust_proxy: { type: 'boolean', default: false, description: 'Take the client from the first X-Forwarded-For address (only behind a reverse proxy that sets it).' },
+            exempt_paths: { type: 'array', items: { type: 'string' }, default: ['/health'], description: 'Paths never limited (load balancer checks).' },
+          },
+        },
+        cors: {
+          type: 'object',
+          description: 'CORS for browser dashboards on other origins.',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            origins: { type: 'array', items: { type: 'string' }, default: [], description: 'Origins allowed to call the API from a browser, e.g. "https://grafana.example.com", or "*" for any; empty: no CORS headers.' },
+            max_age: duration('How long browsers may cache a preflight answer.', '10m'),
+          },
+        },
       },
     },
   },
