@@ -6,6 +6,7 @@
 // Retry-After, 5xx, 400, 413 over a size, or a dropped connection.
 
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { snappyUncompress } from '../../plugins/common/snappy.ts';
@@ -180,20 +181,22 @@ export class LokiReceiver {
   /** Entries accepted. */
   entriesAccepted = 0;
   private server: http.Server;
-  private constructor() {
-    this.server = http.createServer((req, res) => this.handle(req, res));
+  private constructor(private tls?: https.ServerOptions) {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res);
+    this.server = tls ? https.createServer(tls, handler) : http.createServer(handler);
     this.server.keepAliveTimeout = 30_000;
   }
 
-  static async start(): Promise<LokiReceiver> {
-    const r = new LokiReceiver();
+  /** Starts on 127.0.0.1 with a free port; with `tls`, over https. */
+  static async start(tls?: https.ServerOptions): Promise<LokiReceiver> {
+    const r = new LokiReceiver(tls);
     await new Promise<void>((resolve) => r.server.listen(0, '127.0.0.1', resolve));
     return r;
   }
 
   get url(): string {
     const { port } = this.server.address() as AddressInfo;
-    return `http://127.0.0.1:${port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   }
 
   /** Accepted entries of every push, flattened in arrival order (with their stream labels). */

@@ -3,6 +3,9 @@
 
 import { after, before, test } from 'node:test';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import assert from 'node:assert/strict';
 import { builtinPlugins } from '../../../core/builtins.ts';
 import { loadConfig } from '../../../core/config.ts';
@@ -12,7 +15,7 @@ import type { PluginContext } from '../../../core/plugin.ts';
 import type { RunningOutput } from '../../../core/running/output.ts';
 import { createLoki, parseRetryAfter, pushUrl, type LokiConfig, type LokiStats } from '../../../plugins/outputs/loki/index.ts';
 import { sanitizeLabelName } from '../../../plugins/outputs/loki/entries.ts';
-import { startAgent, waitFor, type TestAgent } from '../../helpers.ts';
+import { startAgent, tempDir, waitFor, type TestAgent } from '../../helpers.ts';
 import { LokiReceiver } from '../../support/loki_receiver.ts';
 import { pushInput } from '../../support/push_input.ts';
 
@@ -41,8 +44,9 @@ interface Running {
 }
 
 /** Starts an agent: a push input → outputs.loki pointing at the receiver, with `options` (YAML lines). */
-async function withLoki(options: string, fn: (r: Running) => Promise<void>, common = 'flush_interval: 50ms'): Promise<void> {
+async function withLoki(options: string, fn: (r: Running) => Promise<void>, common = 'flush_interval: 50ms', receiver?: LokiReceiver): Promise<void> {
   fresh();
+  const target = receiver ?? loki;
   const input = pushInput();
   const a = await startAgent(
     `
@@ -55,7 +59,7 @@ inputs:
   - type: push
 outputs:
   - type: loki
-    url: ${loki.url}
+    url: ${target.url}
     ${common.split('\n').join('\n    ')}
     ${options.split('\n').join('\n    ')}
 `,
@@ -64,7 +68,7 @@ outputs:
   const out = a.agent.pipeline.outputs.get('loki')!;
   try {
     await fn({ a, emit: input.emit, out, stats: (out.plugin as unknown as { stats: LokiStats }).stats });
-    assert.deepEqual(loki.decodeErrors, []);
+    assert.deepEqual(target.decodeErrors, []);
   } finally {
     await a.stop();
   }
@@ -395,4 +399,56 @@ test('many lines and streams in one batch keep their per-stream order', async ()
     }
     assert.deepEqual(new Set(loki.lines()).size, 3000);
   }, 'flush_interval: 50ms\nbatch_size: 1000');
+});
+
+/** A self-signed certificate for 127.0.0.1 (openssl is installed by scripts/ensure-peers.sh). */
+function selfSigned(dir: string): { key: string; cert: string } {
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  return { key, cert };
+}
+
+test('https: trusts tls.ca_file and presents tls.cert_file/key_file to a Loki that requires a client certificate', async () => {
+  const tmp = tempDir();
+  const { key, cert } = selfSigned(tmp.dir);
+  const secure = await LokiReceiver.start({ key: readFileSync(key), cert: readFileSync(cert), ca: readFileSync(cert), requestCert: true, rejectUnauthorized: true });
+  try {
+    await withLoki(`tls: { ca_file: ${cert}, cert_file: ${cert}, key_file: ${key} }`, async ({ emit }) => {
+      emit(log('over tls', { timestamp: T0 }));
+      await waitFor(() => secure.entries().length === 1, 10_000);
+      assert.deepEqual(secure.lines(), ['over tls']);
+    }, 'flush_interval: 50ms', secure);
+  } finally {
+    await secure.close();
+    tmp.cleanup();
+  }
+});
+
+test('https: an untrusted certificate is retried, not dropped; insecure_skip_verify accepts it', async () => {
+  const tmp = tempDir();
+  const { key, cert } = selfSigned(tmp.dir);
+  const secure = await LokiReceiver.start({ key: readFileSync(key), cert: readFileSync(cert) });
+  try {
+    await withLoki('', async ({ a, emit, out }) => {
+      emit(log('x', { timestamp: T0 }));
+      await waitFor(() => out.stats.write_errors >= 2, 10_000, 'retries');
+      assert.equal(out.stats.dropped, 0);
+      assert.equal(secure.answers.length, 0);
+      assert.ok(a.logs.some((l) => /cannot reach Loki.*certificate/i.test(l.message)), 'the certificate problem is logged');
+    }, 'flush_interval: 50ms\nretry_initial_backoff: 20ms\nretry_max_backoff: 100ms', secure);
+    await withLoki('tls: { insecure_skip_verify: true }', async ({ emit }) => {
+      emit(log('y', { timestamp: T0 }));
+      await waitFor(() => secure.entries().length === 1, 10_000);
+    }, 'flush_interval: 50ms', secure);
+  } finally {
+    await secure.close();
+    tmp.cleanup();
+  }
+});
+
+test('config/examples/live-stack.yaml (Loki + WebSocket) is valid', async () => {
+  const cfg = await loadConfig('config/examples/live-stack.yaml', { builtins: builtinPlugins, env: {} });
+  assert.deepEqual(cfg.outputs.map((o) => o.type), ['loki', 'websocket']);
+  assert.doesNotThrow(() => createLoki(cfg.outputs[0]!.options as unknown as LokiConfig, ctx()));
 });
