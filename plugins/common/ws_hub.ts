@@ -160,9 +160,11 @@ export class WsHub<F> {
     }
   }
 
-  /** Control messages bypass the limit check: they are small and rare. */
+  /** Replies to the client; skipped when its send buffer is full (a client that sends but never reads). */
   private control(client: Client<F>, msg: Record<string, unknown>): void {
-    if (client.ws.readyState === WebSocket.OPEN && !client.closing) client.ws.send(JSON.stringify(msg));
+    if (client.ws.readyState !== WebSocket.OPEN || client.closing) return;
+    if (client.ws.bufferedAmount > this.opts.sendBufferLimit) return;
+    client.ws.send(JSON.stringify(msg));
   }
 
   /**
