@@ -209,6 +209,11 @@ export function createLoki(config: LokiConfig, ctx: PluginContext): Output & { s
   return {
     stats,
 
+    /** opshub_plugin_loki: every counter of `stats`, as `<name>_total`. */
+    selfMetrics() {
+      return Object.fromEntries(Object.entries(stats).map(([k, v]) => [`${k}_total`, v]));
+    },
+
     async start() {
       const tls = config.tls;
       agent =

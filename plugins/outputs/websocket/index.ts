@@ -4,6 +4,7 @@
 // plugins/common/ws_hub.ts so other streams (alerts) share it.
 
 import { eventToJSON, type Event } from '../../../core/events.ts';
+import type { RouteSchema } from '../../../core/http.ts';
 import type { Output, PluginContext, PluginDefinition } from '../../../core/plugin.ts';
 import { parseDuration, parseSize } from '../../../core/units.ts';
 import { describeEventFilter, logMatches, metricMatches, parseEventFilter, type EventFilter } from '../../common/event_filter.ts';
@@ -21,6 +22,32 @@ export interface WebsocketConfig {
 export interface WebsocketOutput extends Output {
   /** The hubs' counters, per endpoint (while started). */
   stats(): { logs?: WsHubStats; metrics?: WsHubStats };
+}
+
+const LIST = 'One value, a comma-separated list, or the key repeated.';
+
+/** The endpoints' entries in /openapi.json. */
+function endpointDoc(kind: 'log' | 'metric'): RouteSchema {
+  const common = {
+    container: { type: 'string', description: `Container names. ${kind === 'log' ? 'Logs: the container label, else the source.' : 'Metrics: the container tag.'} ${LIST}` },
+  };
+  const own =
+    kind === 'log'
+      ? {
+          level: { type: 'string', description: `Exact levels (trace, debug, info, success, warning, error, critical; aliases such as warn, err). ${LIST}` },
+          min_level: { type: 'string', description: 'This level or more severe.' },
+          source: { type: 'string', description: `Event sources. ${LIST}` },
+        }
+      : { name: { type: 'string', description: `Metric names, * as wildcard (docker_*). ${LIST}` } };
+  return {
+    summary: kind === 'log' ? 'Live logs (WebSocket)' : 'Live metrics (WebSocket)',
+    description:
+      `One JSON ${kind} event per text message (it has \`kind\`). Control messages have a \`type\`: \`subscribed\` (the filter in force), ` +
+      '`dropped` (count of events not sent to a slow client), `error`. Send `{"type":"subscribe", ...filter}` to change the filter. ' +
+      'A bad filter is refused with 400, a full server with 503.',
+    tags: ['streams'],
+    querystring: { type: 'object', additionalProperties: false, properties: { ...common, ...own } },
+  };
 }
 
 export function createWebsocket(config: WebsocketConfig, ctx: PluginContext): WebsocketOutput {
@@ -47,11 +74,11 @@ export function createWebsocket(config: WebsocketConfig, ctx: PluginContext): We
     async start() {
       if (config.logs_path) {
         logs = hub('log');
-        removers.push(ctx.http.upgrade(config.logs_path, logs.handleUpgrade, 'agent'));
+        removers.push(ctx.http.upgrade(config.logs_path, logs.handleUpgrade, 'agent', endpointDoc('log')));
       }
       if (config.metrics_path) {
         metrics = hub('metric');
-        removers.push(ctx.http.upgrade(config.metrics_path, metrics.handleUpgrade, 'agent'));
+        removers.push(ctx.http.upgrade(config.metrics_path, metrics.handleUpgrade, 'agent', endpointDoc('metric')));
       }
     },
 
@@ -71,6 +98,15 @@ export function createWebsocket(config: WebsocketConfig, ctx: PluginContext): We
     },
 
     stats: () => ({ logs: logs?.stats, metrics: metrics?.stats }),
+
+    /** opshub_plugin_websocket: logs_* and metrics_* (clients and max_buffered_bytes are gauges). */
+    selfMetrics() {
+      const out: Record<string, number> = {};
+      for (const [prefix, hub] of [['logs', logs], ['metrics', metrics]] as const) {
+        if (hub) for (const [k, v] of Object.entries(hub.stats)) out[`${prefix}_${k}`] = v;
+      }
+      return out;
+    },
   };
 }
 

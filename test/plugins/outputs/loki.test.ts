@@ -309,6 +309,8 @@ test('400: the batch is dropped and counted, the reason logged once, later batch
     assert.deepEqual(loki.answers, [400, 400, 204]); // never retried
     assert.equal(stats.entries_rejected, 3);
     assert.equal(out.stats.dropped, 3);
+    const self = a.agent.pipeline.selfMetrics().find((m) => m.kind === 'metric' && m.name === 'opshub_plugin' && m.tags.plugin === 'loki' && m.type === 'counter');
+    assert.equal(self?.kind === 'metric' ? self.fields.entries_rejected_total : undefined, 3, 'exported as opshub_plugin{plugin="loki"}');
     const reasons = a.logs.filter((l) => l.message.includes('timestamp too old'));
     assert.equal(reasons.length, 1, 'the reason is logged once');
   }, 'flush_interval: 50ms\nbatch_size: 2');

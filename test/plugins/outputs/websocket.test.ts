@@ -212,6 +212,8 @@ test('a client that never reads: its queue stays under send_buffer_limit, drops 
     const missed = () => slow.control.filter((m) => m.type === 'dropped').reduce((n, m) => n + (m.count as number), 0);
     await waitFor(() => slow.events.length + missed() === total, 20_000, 'slow client caught up');
     assert.equal(missed(), stats.messages_dropped_total);
+    const self = a.agent.pipeline.selfMetrics().find((m) => m.kind === 'metric' && m.name === 'opshub_plugin' && m.tags.plugin === 'websocket' && m.type === 'counter');
+    assert.equal(self?.kind === 'metric' ? self.fields.logs_messages_dropped_total : undefined, stats.messages_dropped_total, 'exported as opshub_plugin{plugin="websocket"}');
     const seq = slow.events.map((e) => Number((e.message as string).split(' ')[0]));
     assert.deepEqual(seq, [...seq].sort((x, y) => x - y), 'what arrives is in order');
     slow.ws.close();
@@ -299,4 +301,16 @@ outputs: [{ type: websocket, logs_path: /live/logs, metrics_path: "" }]
   await assert.rejects(connect(a.url, '/ws/metrics'), (err: { status?: number }) => err.status === 404);
   await a.stop();
   assert.equal((await c.closed).code, 1001);
+});
+
+test('both endpoints are documented in /openapi.json with their filters', async () => {
+  await withAgent('', async (a) => {
+    const doc = (await (await fetch(`${a.url}/openapi.json`)).json()) as { paths: Record<string, any> };
+    const logs = doc.paths['/ws/logs']?.get;
+    const metrics = doc.paths['/ws/metrics']?.get;
+    assert.ok(logs && metrics, 'both paths listed');
+    const names = (op: any) => (op.parameters as Array<{ name: string }>).map((p) => p.name).sort();
+    assert.deepEqual(names(logs), ['container', 'level', 'min_level', 'source']);
+    assert.deepEqual(names(metrics), ['container', 'name']);
+  });
 });
