@@ -15,6 +15,7 @@ import jsonParse from '../plugins/processors/json_parse/index.ts';
 import duckdb from '../plugins/outputs/duckdb/index.ts';
 import nvidiaSmi from '../plugins/inputs/nvidia_smi/index.ts';
 import sessionWebhook from '../plugins/inputs/session_webhook/index.ts';
+import opshubApi from '../plugins/outputs/opshub_api/index.ts';
 
 export const builtinPlugins: PluginDefinition[] = [
   stdout,
@@ -31,4 +32,5 @@ export const builtinPlugins: PluginDefinition[] = [
   duckdb,
   nvidiaSmi,
   sessionWebhook,
+  opshubApi,
 ];

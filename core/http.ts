@@ -215,6 +215,27 @@ export function tokensEqual(a: string | undefined, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+const ISO_TIME = /^(\d{4}-\d{2}-\d{2})(?:[Tt ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?))?([Zz]|[+-]\d{2}:?\d{2})?$/;
+
+/**
+ * Milliseconds since the epoch of an ISO 8601 time ("2026-05-01T12:00:00Z",
+ * "...+02:00", a date alone); a time without a zone is UTC. Undefined when
+ * it is not one. Query parameters of `format: date-time` accept exactly these.
+ */
+export function parseIsoTime(text: string): number | undefined {
+  const m = ISO_TIME.exec(text);
+  if (!m) return undefined;
+  let zone = m[3] ?? 'Z';
+  if (zone === 'z') zone = 'Z';
+  else if (zone !== 'Z' && !zone.includes(':')) zone = `${zone.slice(0, 3)}:${zone.slice(3)}`;
+  let time = m[2] ?? '00:00:00';
+  if (time.length === 5) time += ':00';
+  // Date.parse keeps milliseconds only; cut finer fractions so it accepts them.
+  time = time.replace(/(\.\d{3})\d+$/, '$1');
+  const ms = Date.parse(`${m[1]}T${time}${zone}`);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
 /** ISO 8601 UTC with milliseconds and Z, the form every answer uses. */
 export function isoTime(ms: number): string {
   return new Date(ms).toISOString();
@@ -249,7 +270,7 @@ const VERSION: string = (() => {
 })();
 
 const FORMAT_HINTS: Record<string, string> = {
-  'date-time': 'an ISO 8601 time such as 2026-05-01T12:00:00Z',
+  'date-time': 'an ISO 8601 time such as 2026-05-01T12:00:00Z (without a zone: UTC)',
 };
 
 /** "query parameter limit must be <= 10000" from the first ajv error fastify reports. */
@@ -505,7 +526,11 @@ export class AgentHttpServer implements HttpMount {
       serverFactory: () => http.createServer(),
       routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1000 },
       return503OnClosing: false,
-      ajv: { customOptions: { strict: false } },
+      ajv: {
+        customOptions: { strict: false },
+        // Clients written for OpsHub send Python's naive isoformat() times: read them as UTC.
+        onCreate: (ajv) => void ajv.addFormat('date-time', { type: 'string', validate: (t: string) => parseIsoTime(t) !== undefined }),
+      },
     });
     app.setErrorHandler((err: FastifyError, request, reply) => {
       if (err.validation) {
@@ -547,6 +572,12 @@ export class AgentHttpServer implements HttpMount {
           components: {
             securitySchemes: {
               bearerAuth: { type: 'http', scheme: 'bearer', description: 'agent.http.auth_token (only checked when one is set)' },
+              tokenQuery: {
+                type: 'apiKey',
+                in: 'query',
+                name: 'token',
+                description: 'The same token as ?token=, where a client cannot send headers (WebSocket, EventSource)',
+              },
             },
           },
         },
@@ -676,7 +707,7 @@ export class AgentHttpServer implements HttpMount {
         description: doc.description,
         tags: doc.tags ?? ['streams'],
         querystring: doc.querystring,
-        security: this.securityOf(auth, doc),
+        security: doc.security ?? (auth === 'public' ? [] : [{ bearerAuth: [] }, { tokenQuery: [] }]),
         response: {
           101: { description: 'Switching Protocols: the WebSocket connection (send `Connection: Upgrade`, `Upgrade: websocket`). Browsers may pass the token as `?token=`.' },
           426: errorResponse('A plain GET: this path only speaks WebSocket.'),

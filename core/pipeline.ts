@@ -10,7 +10,7 @@ import { makeMetric, type Event } from './events.ts';
 import type { HttpMount, Route, RouteAuth, RouteSchema, UpgradeHandler } from './http.ts';
 import type { Logger } from './log.ts';
 import { errorMessage } from './log.ts';
-import type { Output, PluginContext, Processor, PullInput, SelfReporting, ServiceInput } from './plugin.ts';
+import type { InstanceInfo, Output, PluginContext, Processor, PullInput, SelfReporting, ServiceInput } from './plugin.ts';
 import { RunningInput } from './running/input.ts';
 import { RunningOutput } from './running/output.ts';
 import { RunningProcessor } from './running/processor.ts';
@@ -93,6 +93,7 @@ export class Pipeline {
       http: inst.mount,
       hostname: this.hostname,
       signal: inst.abort.signal,
+      instances: () => this.instanceInfos(),
     };
     return { ctx, inst };
   }
@@ -283,6 +284,25 @@ export class Pipeline {
       }),
     );
     await Promise.all(inputs.map((i) => i.close()));
+  }
+
+  /** The running instances, read-only (PluginContext.instances). */
+  instanceInfos(): InstanceInfo[] {
+    const info = (section: InstanceInfo['section'], r: RunningInput | RunningProcessor | RunningOutput, intervalMs: number): InstanceInfo => ({
+      section,
+      id: r.id,
+      type: r.type,
+      kind: r.config.kind,
+      plugin: r.plugin,
+      options: r.config.options,
+      intervalMs,
+      stats: { ...r.stats },
+    });
+    return [
+      ...[...this.inputs.values()].map((i) => info('inputs', i, i.config.intervalMs)),
+      ...this.processors.map((p) => info('processors', p, 0)),
+      ...[...this.outputs.values()].map((o) => ({ ...info('outputs', o, o.config.flushIntervalMs), buffer: { events: o.bufferSize, limit: o.config.bufferLimit } })),
+    ];
   }
 
   /** The agent's own health as opshub_* metric events. */

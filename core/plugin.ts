@@ -30,6 +30,36 @@ export interface PluginContext {
   hostname: string;
   /** Aborted when the instance is being stopped. */
   signal: AbortSignal;
+  /**
+   * The pipeline's running instances (this one included), for plugins that
+   * serve views over others (the REST API): test `plugin` with a type guard
+   * for a capability (e.g. `containers()`), read the runtime's figures.
+   * Absent where no pipeline runs the plugin (unit tests).
+   */
+  instances?(): InstanceInfo[];
+}
+
+/** A running plugin instance as other plugins see it: read-only. */
+export interface InstanceInfo {
+  section: 'inputs' | 'processors' | 'outputs';
+  id: string;
+  type: string;
+  kind: PluginKind;
+  /** The plugin object, to be tested for a capability with a type guard. */
+  plugin: object;
+  /** The instance's own options (defaults applied). */
+  options: Readonly<Record<string, unknown>>;
+  /** Gather interval (pull inputs) or flush interval (outputs), ms. */
+  intervalMs: number;
+  /**
+   * The runtime's counters: inputs events, errors, gathers, gathers_skipped,
+   * gather_seconds, last_gather_ms; processors processed, dropped, errors;
+   * outputs written, dropped, dropped_overflow, dropped_permanent,
+   * write_errors, batches, write_seconds, last_success_ms.
+   */
+  stats: Readonly<Record<string, number | undefined>>;
+  /** Outputs: events waiting in the buffer, and its limit. */
+  buffer?: { events: number; limit: number };
 }
 
 /**

@@ -120,6 +120,10 @@ export class Store {
 
   constructor(readonly opts: StoreOptions) {}
 
+  get file(): string {
+    return this.opts.file;
+  }
+
   get isOpen(): boolean {
     return this.writer !== undefined;
   }
@@ -289,8 +293,32 @@ export class Store {
 
   async checkpoint(): Promise<void> {
     await this.exclusive(async () => {
-      if (this.writer) await this.writer.run('CHECKPOINT');
+      if (this.writer) {
+        await this.writer.run('CHECKPOINT');
+        this.lastCheckpointMs = Date.now();
+      }
     });
+  }
+
+  /** When the last CHECKPOINT finished (ms since the epoch), for health pages. */
+  lastCheckpointMs?: number;
+
+  /**
+   * Runs `fn` on a connection of its own to this database (never the
+   * writer's, so it neither waits for nor blocks ingestion), closed
+   * afterwards and interrupted if the store closes meanwhile. For other
+   * components' parameterised reads (the REST API).
+   */
+  async read<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+    if (!this.instance || this.closed) throw new RetryableError('the DuckDB store is not open');
+    const conn = await this.instance.connect();
+    this.queries.add(conn);
+    try {
+      return await fn(conn);
+    } finally {
+      this.queries.delete(conn);
+      conn.closeSync();
+    }
   }
 
   /** Runs a read-only query on a connection of its own, so it never waits for or blocks the writer. */

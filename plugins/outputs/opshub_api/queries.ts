@@ -1,0 +1,380 @@
+// The API's reads from the store (outputs.duckdb's tables), each on a
+// connection of its own, with every value bound as a parameter: the SQL text
+// is put together only from fixed clauses of this file, never from input.
+
+import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
+import { HttpError } from '../../../core/http.ts';
+import { errorMessage } from '../../../core/log.ts';
+import type { SqlStore } from '../../common/providers.ts';
+
+const NS_PER_MS = 1_000_000n;
+export const msToNs = (ms: number): bigint => BigInt(Math.floor(ms)) * NS_PER_MS;
+
+/** Positional parameters: `p(value)` gives "$n" for the SQL text and keeps the value. */
+class Params {
+  readonly values: DuckDBValue[] = [];
+  p(value: DuckDBValue): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+export type Row = Record<string, unknown>;
+
+/** DuckDB's error text without its caret display. */
+function duckMessage(err: unknown): string {
+  return errorMessage(err).split('\n\nLINE ')[0]!.trim();
+}
+
+export interface ReadOptions {
+  signal?: AbortSignal;
+  timeoutMs: number;
+}
+
+/**
+ * Runs `fn` on a read connection of the store; the statement is interrupted
+ * when the client goes away or after the timeout (503).
+ */
+export async function withReader<T>(store: SqlStore, opts: ReadOptions, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+  if (!store.isOpen) throw new HttpError(503, 'unavailable', 'the store (outputs.duckdb) is not open');
+  return store.read(async (conn) => {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      conn.interrupt();
+    }, opts.timeoutMs);
+    timer.unref();
+    const onAbort = () => conn.interrupt();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await fn(conn);
+    } catch (err) {
+      if (timedOut) throw new HttpError(503, 'timeout', `the query ran longer than ${opts.timeoutMs} ms and was interrupted`);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  });
+}
+
+async function rows(conn: DuckDBConnection, sql: string, params: Params): Promise<Row[]> {
+  const reader = await conn.runAndReadAll(sql, params.values);
+  return reader.getRowObjectsJS() as Row[];
+}
+
+const n = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+const nn = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+// --- log lines -----------------------------------------------------------------
+
+export interface LogRow {
+  ns: bigint;
+  container: string;
+  level: string;
+  message: string;
+  source: string;
+}
+
+/** Lines of one container (or all), newest `tail`, returned oldest first. Recent windows first, widened until enough lines. */
+export async function tailLogs(conn: DuckDBConnection, opts: { container: string; level?: string; tail: number; nowMs: number }): Promise<LogRow[]> {
+  const windows = [3_600_000, 86_400_000, 7 * 86_400_000, Number.POSITIVE_INFINITY];
+  let found: Row[] = [];
+  for (const w of windows) {
+    const ps = new Params();
+    const where: string[] = [];
+    if (Number.isFinite(w)) where.push(`timestamp_ns >= ${ps.p(msToNs(opts.nowMs - w))}`);
+    if (opts.container !== 'all') where.push(`COALESCE(container_name, source) = ${ps.p(opts.container)}`);
+    if (opts.level) where.push(`level = ${ps.p(opts.level)}`);
+    const sql = `SELECT timestamp_ns, COALESCE(container_name, source) AS container, level, message, source
+      FROM opshub_logs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY timestamp_ns DESC LIMIT ${ps.p(opts.tail)}`;
+    found = await rows(conn, sql, ps);
+    if (found.length >= opts.tail) break;
+  }
+  return found.reverse().map((r) => ({
+    ns: r.timestamp_ns as bigint,
+    container: String(r.container ?? ''),
+    level: String(r.level ?? 'info'),
+    message: String(r.message ?? ''),
+    source: String(r.source ?? ''),
+  }));
+}
+
+export interface SearchOptions {
+  fromMs: number;
+  toMs: number;
+  query?: string;
+  regex: boolean;
+  container?: string;
+  level?: string;
+  limit: number;
+}
+
+export interface SearchRow extends LogRow {
+  category: string | null;
+  containerId: string | null;
+  attributes: Record<string, unknown>;
+}
+
+function searchWhere(o: SearchOptions, ps: Params): string {
+  const where = [`timestamp_ns >= ${ps.p(msToNs(o.fromMs))}`, `timestamp_ns < ${ps.p(msToNs(o.toMs))}`];
+  if (o.level) where.push(`level = ${ps.p(o.level)}`);
+  if (o.container) where.push(`COALESCE(container_name, source) = ${ps.p(o.container)}`);
+  if (o.query) {
+    if (o.regex) where.push(`regexp_matches(message, ${ps.p(o.query)}, 'i')`);
+    else where.push(`message ILIKE ${ps.p(`%${o.query.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)} ESCAPE '\\'`);
+  }
+  return where.join(' AND ');
+}
+
+export async function searchLogs(conn: DuckDBConnection, o: SearchOptions): Promise<{ rows: SearchRow[]; count: number }> {
+  try {
+    const ps = new Params();
+    const found = await rows(
+      conn,
+      `SELECT timestamp_ns, COALESCE(container_name, source) AS container, level, message, source, category, container_id, attributes
+         FROM opshub_logs WHERE ${searchWhere(o, ps)} ORDER BY timestamp_ns DESC LIMIT ${ps.p(o.limit)}`,
+      ps,
+    );
+    let count = found.length;
+    if (found.length >= o.limit) {
+      const cs = new Params();
+      count = n((await rows(conn, `SELECT count(*) AS c FROM opshub_logs WHERE ${searchWhere(o, cs)}`, cs))[0]?.c);
+    }
+    return {
+      count,
+      rows: found.map((r) => ({
+        ns: r.timestamp_ns as bigint,
+        container: String(r.container ?? ''),
+        level: String(r.level ?? 'info'),
+        message: String(r.message ?? ''),
+        source: String(r.source ?? ''),
+        category: (r.category as string | null) ?? null,
+        containerId: (r.container_id as string | null) ?? null,
+        attributes: parseJson(r.attributes),
+      })),
+    };
+  } catch (err) {
+    if (o.regex && /regular expression|regex|missing \)|invalid/i.test(duckMessage(err)) && !/interrupt/i.test(duckMessage(err))) {
+      throw new HttpError(400, 'bad_request', `query parameter query is not a valid regular expression: ${duckMessage(err)}`, { parameter: 'query' });
+    }
+    throw err;
+  }
+}
+
+function parseJson(v: unknown): Record<string, unknown> {
+  if (typeof v !== 'string') return v && typeof v === 'object' ? (v as Record<string, unknown>) : {};
+  try {
+    const parsed = JSON.parse(v) as unknown;
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+// --- sessions ----------------------------------------------------------------------
+
+export interface Session {
+  username: string;
+  model: string | null;
+  session_id: string;
+  started_ms: number;
+  last_ms: number;
+  request_count: number;
+  ip_address: string | null;
+  ended_by_logout: boolean;
+}
+
+/** Actions that open or close a session rather than use it. */
+const NOT_REQUESTS = ['login', 'logout', 'signup', 'session_start', 'session_end'];
+
+/**
+ * Sessions per user from the activity table (session events and lines naming
+ * a user): a gap over the idle timeout, a logout, or a login starts a new one.
+ */
+export async function sessions(conn: DuckDBConnection, opts: { fromMs: number; idleMs: number }): Promise<Session[]> {
+  const ps = new Params();
+  const from = ps.p(msToNs(opts.fromMs));
+  const idle = ps.p(msToNs(opts.idleMs));
+  const list = NOT_REQUESTS.map((a) => ps.p(a)).join(', ');
+  const sql = `
+    WITH a AS (
+      SELECT COALESCE(username, email, user_id) AS who, model, lower(COALESCE(action, '')) AS action, session_id, ip_address, timestamp_ns AS ts
+        FROM opshub_activity
+       WHERE timestamp_ns >= ${from} AND COALESCE(username, email, user_id) IS NOT NULL
+    ), g AS (
+      SELECT *, CASE WHEN lag(ts) OVER w IS NULL OR ts - lag(ts) OVER w > ${idle} OR lag(action) OVER w = 'logout' OR action = 'login'
+                     THEN 1 ELSE 0 END AS starts
+        FROM a WINDOW w AS (PARTITION BY who ORDER BY ts)
+    ), s AS (
+      SELECT *, sum(starts) OVER (PARTITION BY who ORDER BY ts ROWS UNBOUNDED PRECEDING) AS n FROM g
+    )
+    SELECT who, n,
+           min(ts) AS started, max(ts) AS last,
+           arg_max(model, ts) FILTER (WHERE model IS NOT NULL) AS model,
+           arg_min(session_id, ts) FILTER (WHERE session_id IS NOT NULL) AS session_id,
+           arg_max(ip_address, ts) FILTER (WHERE ip_address IS NOT NULL) AS ip_address,
+           count(*) FILTER (WHERE action NOT IN (${list})) AS requests,
+           arg_max(action, ts) = 'logout' AS ended
+      FROM s GROUP BY who, n ORDER BY last DESC`;
+  return (await rows(conn, sql, ps)).map((r) => {
+    const started = Number((r.started as bigint) / NS_PER_MS);
+    return {
+      username: String(r.who),
+      model: (r.model as string | null) ?? null,
+      session_id: (r.session_id as string | null) ?? `${String(r.who)}-${started}`,
+      started_ms: started,
+      last_ms: Number((r.last as bigint) / NS_PER_MS),
+      request_count: n(r.requests),
+      ip_address: (r.ip_address as string | null) ?? null,
+      ended_by_logout: r.ended === true,
+    };
+  });
+}
+
+// --- analytics -----------------------------------------------------------------------
+
+export async function userActivity(conn: DuckDBConnection, fromMs: number): Promise<{
+  totalUsers: number;
+  topModels: Array<{ model: string; requests: number; users: number }>;
+  hourly: Array<{ hour: number; users: number; requests: number }>;
+}> {
+  const ps = new Params();
+  const from = ps.p(msToNs(fromMs));
+  const list = NOT_REQUESTS.map((a) => ps.p(a)).join(', ');
+  const base = `SELECT COALESCE(username, email, user_id) AS who, model, lower(COALESCE(action, '')) NOT IN (${list}) AS is_request, "timestamp"
+                  FROM opshub_activity WHERE timestamp_ns >= ${from} AND COALESCE(username, email, user_id) IS NOT NULL`;
+  const [total] = await rows(conn, `WITH a AS (${base}) SELECT count(DISTINCT who) AS users FROM a`, ps);
+  const top = await rows(
+    conn,
+    `WITH a AS (${base}) SELECT model, count(*) FILTER (WHERE is_request) AS requests, count(DISTINCT who) AS users
+       FROM a WHERE model IS NOT NULL GROUP BY model ORDER BY requests DESC, users DESC, model LIMIT 10`,
+    ps,
+  );
+  const hourly = await rows(
+    conn,
+    `WITH a AS (${base}) SELECT hour("timestamp") AS h, count(DISTINCT who) AS users, count(*) FILTER (WHERE is_request) AS requests FROM a GROUP BY h`,
+    ps,
+  );
+  return {
+    totalUsers: n(total?.users),
+    topModels: top.map((r) => ({ model: String(r.model), requests: n(r.requests), users: n(r.users) })),
+    hourly: hourly.map((r) => ({ hour: n(r.h), users: n(r.users), requests: n(r.requests) })),
+  };
+}
+
+export async function modelUsage(conn: DuckDBConnection, fromMs: number): Promise<
+  Array<{ name: string; total_requests: number; unique_users: number; avg_response_time: number | null; success_rate: number; peak_usage: number; peak_hour_ms: number | null }>
+> {
+  const ps = new Params();
+  const from = ps.p(msToNs(fromMs));
+  const list = NOT_REQUESTS.map((a) => ps.p(a)).join(', ');
+  const sql = `
+    WITH r AS (
+      SELECT (attributes->>'model') AS model,
+             COALESCE(attributes->>'username', (attributes->>'email'), (attributes->>'user_id')) AS who,
+             COALESCE(TRY_CAST(attributes->>'latency_ms' AS DOUBLE), TRY_CAST(attributes->>'duration_ms' AS DOUBLE)) AS ms,
+             NOT (level IN ('error', 'critical')
+                  OR lower(COALESCE(attributes->>'status', '')) IN ('error', 'failed', 'failure')
+                  OR COALESCE(TRY_CAST(attributes->>'http_status' AS INTEGER), 0) >= 400) AS ok,
+             time_bucket(INTERVAL 1 HOUR, "timestamp") AS hour
+        FROM opshub_logs
+       WHERE timestamp_ns >= ${from} AND (attributes->>'model') IS NOT NULL
+         AND lower(COALESCE(attributes->>'action', 'request')) NOT IN (${list})
+    ), hours AS (
+      SELECT model, hour, count(*) AS c FROM r GROUP BY ALL
+    ), peaks AS (
+      SELECT model, max(c) AS peak, arg_max(hour, c) AS peak_hour FROM hours GROUP BY model
+    )
+    SELECT r.model, count(*) AS requests, count(DISTINCT who) AS users, avg(ms) AS avg_ms,
+           100.0 * count(*) FILTER (WHERE ok) / count(*) AS success, any_value(p.peak) AS peak, any_value(p.peak_hour) AS peak_hour
+      FROM r JOIN peaks p USING (model) GROUP BY r.model ORDER BY requests DESC, r.model`;
+  return (await rows(conn, sql, ps)).map((r) => ({
+    name: String(r.model),
+    total_requests: n(r.requests),
+    unique_users: n(r.users),
+    avg_response_time: r.avg_ms === null || r.avg_ms === undefined ? null : Math.round(Number(r.avg_ms) * 10) / 10,
+    success_rate: Math.round(n(r.success) * 100) / 100,
+    peak_usage: n(r.peak),
+    peak_hour_ms: r.peak_hour instanceof Date ? r.peak_hour.getTime() : null,
+  }));
+}
+
+export async function errorSummary(conn: DuckDBConnection, fromMs: number) {
+  const ps = new Params();
+  const from = ps.p(msToNs(fromMs));
+  const base = `SELECT COALESCE(container_name, source) AS container, level, category, message, timestamp_ns FROM opshub_logs WHERE timestamp_ns >= ${from}`;
+  const byContainer = await rows(
+    conn,
+    `WITH l AS (${base})
+     SELECT container, count(*) FILTER (WHERE level IN ('error', 'critical')) AS errors, count(*) FILTER (WHERE level = 'critical') AS critical, count(*) AS lines
+       FROM l GROUP BY container ORDER BY errors DESC, lines DESC, container`,
+    ps,
+  );
+  const byCategory = await rows(
+    conn,
+    `WITH l AS (${base})
+     SELECT COALESCE(category, 'uncategorized') AS category, count(*) AS errors FROM l WHERE level IN ('error', 'critical') GROUP BY ALL ORDER BY errors DESC, category`,
+    ps,
+  );
+  const top = await rows(
+    conn,
+    `WITH l AS (${base})
+     SELECT message, container, count(*) AS c, max(timestamp_ns) AS last FROM l WHERE level IN ('error', 'critical')
+      GROUP BY ALL ORDER BY c DESC, last DESC LIMIT 10`,
+    ps,
+  );
+  return {
+    byContainer: byContainer.map((r) => ({ container: String(r.container ?? ''), errors: n(r.errors), critical: n(r.critical), lines: n(r.lines) })),
+    byCategory: byCategory.map((r) => ({ category: String(r.category), errors: n(r.errors) })),
+    top: top.map((r) => ({ message: String(r.message ?? ''), container: String(r.container ?? ''), count: n(r.c), last_ns: r.last as bigint })),
+  };
+}
+
+// --- metrics --------------------------------------------------------------------------
+
+/** Where a figure lives in the metrics table: measurement, field, and tags it must have. */
+export interface MetricRef {
+  name: string;
+  field: string;
+  tags?: Record<string, string>;
+}
+
+function tagClauses(tags: Record<string, string> | undefined, ps: Params): string {
+  // Tag names are constants of this plugin; their values are bound.
+  return Object.entries(tags ?? {})
+    .map(([k, v]) => {
+      if (!/^[a-z_]+$/.test(k)) throw new Error(`tag name ${k} is not a plain name`);
+      return ` AND (tags->>'${k}') = ${ps.p(v)}`;
+    })
+    .join('');
+}
+
+export async function history(conn: DuckDBConnection, ref: MetricRef, opts: { fromMs: number; bucketS: number }): Promise<Array<{ ms: number; value: number; min: number; max: number }>> {
+  const ps = new Params();
+  const sql = `
+    WITH s AS (
+      SELECT "timestamp", avg(value) AS value FROM opshub_metrics
+       WHERE name = ${ps.p(ref.name)} AND field = ${ps.p(ref.field)} AND timestamp_ns >= ${ps.p(msToNs(opts.fromMs))} AND value IS NOT NULL${tagClauses(ref.tags, ps)}
+       GROUP BY "timestamp"
+    )
+    SELECT time_bucket(to_seconds(CAST(${ps.p(opts.bucketS)} AS BIGINT)), "timestamp") AS t, avg(value) AS value, min(value) AS min, max(value) AS max
+      FROM s GROUP BY t ORDER BY t`;
+  return (await rows(conn, sql, ps)).map((r) => ({ ms: (r.t as Date).getTime(), value: n(r.value), min: n(r.min), max: n(r.max) }));
+}
+
+/** The newest value of each field of `name` since `fromMs`, per tag set: for the latest figures after a restart. */
+export async function latestMetrics(conn: DuckDBConnection, names: string[], fromMs: number): Promise<Array<{ name: string; field: string; tags: Record<string, string>; value: number | null; ns: bigint }>> {
+  const ps = new Params();
+  const list = names.map((x) => ps.p(x)).join(', ');
+  const sql = `SELECT name, field, tags, arg_max(value, timestamp_ns) AS value, max(timestamp_ns) AS ns FROM opshub_metrics
+                WHERE timestamp_ns >= ${ps.p(msToNs(fromMs))} AND name IN (${list}) GROUP BY name, field, tags`;
+  return (await rows(conn, sql, ps)).map((r) => ({
+    name: String(r.name),
+    field: String(r.field),
+    tags: parseJson(r.tags) as Record<string, string>,
+    value: nn(r.value),
+    ns: r.ns as bigint,
+  }));
+}
