@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests talk to, from Debian's packages, when
-# they are missing: promtool/prometheus, victoria-metrics, openssl. Each plugin's set-up script adds its
+# they are missing: promtool/prometheus, victoria-metrics, openssl, alertmanager. Each plugin's set-up script adds its
 # own peers (Docker: scripts/ensure-docker.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ need=()
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need+=(prometheus)  # promtool check metrics; a real server scrapes outputs.prometheus
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics) # outputs.prometheus_remote_write tests
 command -v openssl >/dev/null 2>&1 || need+=(openssl)                   # TLS test certificates
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager) # outputs.alerting end-to-end test
 # inputs.session_webhook runs the shipped Open WebUI filter (config/examples/*.py) with Python + pydantic
 { python3 -c 'import pydantic' || /usr/bin/python3 -c 'import pydantic'; } >/dev/null 2>&1 || need+=(python3 python3-pydantic)
 if ((${#need[@]})); then
