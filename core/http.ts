@@ -303,6 +303,66 @@ function codeFor(status: number): string {
   return ({ 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed', 406: 'not_acceptable', 408: 'timeout', 413: 'payload_too_large', 415: 'unsupported_media_type', 429: 'rate_limited', 503: 'unavailable' } as Record<number, string>)[status] ?? 'error';
 }
 
+/**
+ * JSON Schema (draft-07, as routes write it) → an OpenAPI 3.0 Schema Object,
+ * for the document only: type lists become `nullable`/`anyOf`, numeric
+ * exclusive bounds the 3.0 boolean form, `const` an enum; `$schema`, `$id`
+ * and `examples` are left out.
+ */
+export function toOpenApiSchema(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(toOpenApiSchema);
+  if (!schema || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema as Record<string, unknown>)) {
+    if (k === '$schema' || k === '$id' || k === '$comment' || k === 'examples') continue;
+    if ((k === 'properties' || k === 'patternProperties' || k === 'definitions') && v && typeof v === 'object') {
+      out[k] = Object.fromEntries(Object.entries(v).map(([name, sub]) => [name, toOpenApiSchema(sub)]));
+    } else if (k === 'items' || k === 'additionalProperties' || k === 'not' || k === 'anyOf' || k === 'oneOf' || k === 'allOf') {
+      out[k] = typeof v === 'object' ? toOpenApiSchema(v) : v;
+    } else out[k] = v;
+  }
+  if ('const' in out) {
+    out.enum = [out.const];
+    delete out.const;
+  }
+  for (const [ex, bound] of [['exclusiveMinimum', 'minimum'], ['exclusiveMaximum', 'maximum']] as const) {
+    if (typeof out[ex] === 'number') {
+      out[bound] = out[ex];
+      out[ex] = true;
+    }
+  }
+  if (Array.isArray(out.type)) {
+    const types = (out.type as string[]).filter((t) => t !== 'null');
+    if (types.length < (out.type as string[]).length) out.nullable = true;
+    if (types.length === 1) out.type = types[0];
+    else {
+      delete out.type;
+      out.anyOf = types.map((type) => ({ type }));
+    }
+  }
+  return out;
+}
+
+/** A route's schema as @fastify/swagger reads it, with every JSON Schema in it made OpenAPI 3.0. */
+function openApiRouteSchema(schema: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...schema };
+  for (const part of ['querystring', 'params', 'body', 'headers']) if (out[part]) out[part] = toOpenApiSchema(out[part]);
+  if (out.response && typeof out.response === 'object') {
+    out.response = Object.fromEntries(
+      Object.entries(out.response as Record<string, Record<string, unknown>>).map(([status, r]) => {
+        if (r && typeof r === 'object' && r.content && typeof r.content === 'object') {
+          const content = Object.fromEntries(
+            Object.entries(r.content as Record<string, { schema?: unknown }>).map(([media, c]) => [media, { ...c, schema: toOpenApiSchema(c.schema) }]),
+          );
+          return [status, { ...r, content }];
+        }
+        return [status, toOpenApiSchema(r)];
+      }),
+    );
+  }
+  return out;
+}
+
 /** Compiles a route's request schemas as fastify will, so a broken schema fails the plugin's start, not the server. */
 function checkSchema(route: Route): void {
   const s = route.schema;
@@ -559,6 +619,7 @@ export class AgentHttpServer implements HttpMount {
 
     if (this.docs) {
       await app.register(swagger, {
+        transform: ({ schema, url }) => ({ schema: openApiRouteSchema((schema ?? {}) as Record<string, unknown>) as never, url }),
         openapi: {
           openapi: '3.0.3',
           info: {
@@ -627,7 +688,9 @@ export class AgentHttpServer implements HttpMount {
       schema,
       exposeHeadRoute: route.method === 'GET',
       // Raw routes document their body (the stream is theirs to read, so it is not validated here).
-      config: raw && body ? ({ swaggerTransform: ({ schema: s, url }: { schema: object; url: string }) => ({ schema: { ...s, body }, url }) } as never) : {},
+      config: raw && body
+        ? ({ swaggerTransform: ({ schema: s, url }: { schema: object; url: string }) => ({ schema: openApiRouteSchema({ ...s, body }), url }) } as never)
+        : {},
       onRequest: (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
         const denied = this.authFails(auth, request.raw);
         if (!denied) return done();

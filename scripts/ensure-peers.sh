@@ -10,6 +10,7 @@ need=()
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics) # outputs.prometheus_remote_write tests
 command -v openssl >/dev/null 2>&1 || need+=(openssl)                   # TLS test certificates
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager) # outputs.alerting end-to-end test
+command -v chromium >/dev/null 2>&1 || need+=(chromium)               # /docs opened in a headless browser (puppeteer-core drives it)
 # inputs.session_webhook runs the shipped Open WebUI filter (config/examples/*.py) with Python + pydantic
 { python3 -c 'import pydantic' || /usr/bin/python3 -c 'import pydantic'; } >/dev/null 2>&1 || need+=(python3 python3-pydantic)
 if ((${#need[@]})); then

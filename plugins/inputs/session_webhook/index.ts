@@ -14,7 +14,7 @@ import { bearerToken, readBody, sendJson, tokensEqual } from '../../../core/http
 import { errorMessage } from '../../../core/log.ts';
 import type { Accumulator, PluginContext, PluginDefinition, ServiceInput } from '../../../core/plugin.ts';
 import { parseSize } from '../../../core/units.ts';
-import { check, compileValidators, type SessionRecord } from './payloads.ts';
+import { check, compileValidators, OPSHUB_SCHEMA, type SessionRecord } from './payloads.ts';
 
 export interface SessionWebhookConfig {
   path: string;
@@ -95,6 +95,21 @@ export function createSessionWebhook(config: SessionWebhookConfig, ctx: PluginCo
         method: 'POST',
         path: config.path,
         auth,
+        schema: {
+          summary: 'Record user-session events',
+          description:
+            'One event or a batch (a JSON array) in the OpsHub form below; Open WebUI\'s webhook notifications (generic, Slack, Discord, Teams) and the shipped Open WebUI filter\'s usage events are accepted too. ' +
+            'The token: this input\'s own (auth_token) or the agent\'s, as a bearer header or ?token=; with signature_secret an HMAC-SHA256 of the body is required. A batch is recorded whole or not at all.',
+          tags: ['users'],
+          security: [{ bearerAuth: [] }, { tokenQuery: [] }],
+          querystring: { type: 'object', properties: { username: { type: 'string', description: 'User for payloads that name none (Open WebUI notifications).' } } },
+          body: { anyOf: [OPSHUB_SCHEMA, { type: 'array', items: OPSHUB_SCHEMA, description: 'A batch.' }] },
+          response: {
+            200: { description: 'Recorded.', type: 'object', properties: { status: { type: 'string', enum: ['recorded'] }, count: { type: 'integer', description: 'Events recorded.' } } },
+            400: { description: 'Not JSON, or an invalid event (`reasons` says where and why).', type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' }, reasons: { type: 'array', items: { type: 'string' } } } },
+            413: { description: 'Over max_body_bytes or max_batch_events.', type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } },
+          },
+        },
         handler: async (req, res, _params, url) => {
           if (stopped) return sendJson(res, 503, { error: 'unavailable', message: 'the session webhook is stopping' });
           let raw: Buffer;

@@ -46,6 +46,36 @@ export function archiveDirectory(config: Pick<DuckdbConfig, 'path' | 'archive_di
   return path.resolve(config.archive_dir || path.join(path.dirname(databaseFile(config, dataDir)), 'archive'));
 }
 
+/** The query route's contract (documented in /openapi.json; the handler reads and checks the body itself). */
+const QUERY_ROUTE_SCHEMA = {
+  summary: 'Read-only SQL over the store',
+  description:
+    'One reading statement (SELECT, WITH, FROM, VALUES, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN, PRAGMA table_info) on a connection of its own inside a READ ONLY transaction; ' +
+    'the body is {"sql": "...", "max_rows": N} or the SQL as text/plain. Used by `opshub query`.',
+  tags: ['store'],
+  consumes: ['application/json', 'text/plain'],
+  body: {
+    type: 'object',
+    required: ['sql'],
+    properties: { sql: { type: 'string', description: 'The statement.' }, max_rows: { type: 'integer', minimum: 0, description: 'Most rows (at most query.max_rows).' } },
+  },
+  response: {
+    200: {
+      description: 'The result.',
+      type: 'object',
+      properties: {
+        columns: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, type: { type: 'string' } } } },
+        rows: { type: 'array', items: { type: 'array', items: {} } },
+        row_count: { type: 'integer' },
+        truncated: { type: 'boolean', description: 'More rows exist than were returned.' },
+        elapsed_ms: { type: 'integer' },
+      },
+    },
+    400: { description: 'Not one reading statement, or DuckDB rejected it.', type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } },
+    408: { description: 'Ran longer than query.timeout.', type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } },
+  },
+};
+
 /** The query route of an instance. */
 export const queryPath = (id: string) => `/api/query/${id}`;
 
@@ -144,7 +174,7 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
         await refreshArchiveViews(store.connection, archiveDir);
       });
       if (config.query.enabled) {
-        unmount = ctx.http.route({ method: 'POST', path: queryPath(ctx.id), auth: 'agent', handler: handleQuery });
+        unmount = ctx.http.route({ method: 'POST', path: queryPath(ctx.id), auth: 'agent', schema: QUERY_ROUTE_SCHEMA, handler: handleQuery });
       }
       const every = (ms: number, fn: () => Promise<unknown>, what: string) => {
         if (ms <= 0) return;

@@ -212,20 +212,28 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
     const disk = pick(latest.find('system_filesystem', { mount: config.disk_mount }));
     const load = pick(latest.find('system').filter((s) => 'load1' in s.fields));
     const v = (x: number | undefined) => (x === undefined ? null : round(x, 2));
-    const gpus = latest
-      .find('nvidia_smi')
-      .filter((s) => s.tags.index !== undefined && /^\d+$/.test(s.tags.index))
-      .sort((a, b) => Number(a.tags.index) - Number(b.tags.index))
-      .map((s) => {
-        used.push(s);
-        const f = s.fields;
+    // One GPU may come as several events (gauges, counters, the info series with extra tags): merge them by index.
+    const byIndex = new Map<string, { name: string; fields: Record<string, number> }>();
+    for (const s of latest.find('nvidia_smi')) {
+      const index = s.tags.index;
+      if (index === undefined || !/^\d+$/.test(index)) continue;
+      used.push(s);
+      const gpu = byIndex.get(index) ?? { name: '', fields: {} };
+      gpu.name ||= s.tags.name ?? '';
+      Object.assign(gpu.fields, s.fields);
+      byIndex.set(index, gpu);
+    }
+    const gpus = [...byIndex]
+      .sort(([a], [b]) => Number(a) - Number(b))
+      .map(([index, g]) => {
+        const f = g.fields;
         const mib = (b: number | undefined) => (b === undefined ? null : round(b / 1048576, 1));
         const mhz = (hz: number | undefined) => (hz === undefined ? null : round(hz / 1e6, 1));
         const used_ = f.memory_used_bytes;
         const total = f.memory_total_bytes;
         return {
-          index: Number(s.tags.index),
-          name: s.tags.name ?? '',
+          index: Number(index),
+          name: g.name,
           utilization: v(f.utilization_gpu_percent),
           memory_utilization: v(f.utilization_memory_percent),
           memory_used: mib(used_),

@@ -186,6 +186,13 @@ export function createPrometheus(config: PrometheusConfig, ctx: PluginContext, c
         method: 'GET',
         path: config.path,
         auth: 'agent',
+        schema: {
+          summary: 'Prometheus exposition',
+          description: 'Every metric the pipeline delivered to outputs.prometheus (and the process metrics), in the Prometheus text format 0.0.4; gzip when the client accepts it.',
+          tags: ['metrics'],
+          produces: ['text/plain'],
+          response: { 200: { description: 'The exposition.', content: { 'text/plain': { schema: { type: 'string' } } } } },
+        },
         handler: async (req, res) => {
           const body = await exposition();
           const headers: Record<string, string | number> = { 'content-type': registry.contentType, vary: 'accept-encoding' };
