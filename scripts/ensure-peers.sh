@@ -13,6 +13,8 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertman
 command -v chromium >/dev/null 2>&1 || need+=(chromium)               # /docs opened in a headless browser (puppeteer-core drives it)
 # inputs.session_webhook runs the shipped Open WebUI filter (config/examples/*.py) with Python + pydantic
 { python3 -c 'import pydantic' || /usr/bin/python3 -c 'import pydantic'; } >/dev/null 2>&1 || need+=(python3 python3-pydantic)
+# deploy/ tests: `docker-compose config` on the stack (amtool, from prometheus-alertmanager above, checks its Alertmanager file)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if ((${#need[@]})); then
   echo "installing ${need[*]} from Debian"
   export DEBIAN_FRONTEND=noninteractive
@@ -20,3 +22,5 @@ if ((${#need[@]})); then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 if [[ -f scripts/ensure-docker.sh ]]; then bash scripts/ensure-docker.sh; fi
+# The image test's base (debootstrap + this node; cached, quick once made)
+if [[ -f scripts/ensure-node-image.sh ]]; then bash scripts/ensure-node-image.sh; fi
