@@ -27,6 +27,7 @@ const docker = new Docker();
 
 const config: DockerLogsConfig = {
   endpoint: '',
+  discover: true,
   tls_ca: '',
   tls_cert: '',
   tls_key: '',

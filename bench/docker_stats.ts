@@ -32,7 +32,7 @@ try {
     containers.push(...batch);
   }
   const input = new DockerStatsInput(
-    { endpoint: '', tls_ca: '', tls_cert: '', tls_key: '', api_timeout: '10s', include: [`^${TAG}-`], exclude: [], include_labels: [], exclude_labels: [], stats_timeout: '10s' },
+    { endpoint: '', discover: true, tls_ca: '', tls_cert: '', tls_key: '', api_timeout: '10s', include: [`^${TAG}-`], exclude: [], include_labels: [], exclude_labels: [], stats_timeout: '10s' },
     { id: 'docker_stats', log: createLogger({ level: 'error' }), dataDir: os.tmpdir(), hostname: os.hostname(), signal: new AbortController().signal } as unknown as PluginContext,
   );
   await input.start();

@@ -42,6 +42,7 @@ const out = createDuckdb(
   {
     path: '',
     archive_dir: '',
+    archive_mode: 'daily',
     checkpoint_interval: '0',
     memory_limit: '1GiB',
     threads: 1,
