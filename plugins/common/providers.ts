@@ -105,3 +105,39 @@ export const DOCKER_TYPES = new Set(['docker_logs', 'docker_stats']);
 export function dockerInstances(ctx: PluginContext): InstanceInfo[] {
   return (ctx.instances?.() ?? []).filter((i) => i.section === 'inputs' && DOCKER_TYPES.has(i.type));
 }
+
+// --- The alerts table (outputs.duckdb, written by outputs.alerting) ---------------
+
+/** One row of opshub_alerts (times in ms since the epoch; null where not known). */
+export interface AlertRow {
+  id: string;
+  rule: string | null;
+  alert_type: string;
+  severity: string;
+  state: string;
+  labels: Record<string, string>;
+  message: string;
+  container_name: string | null;
+  value: number | null;
+  threshold: number | null;
+  started_at: number | null;
+  last_evaluated_at: number | null;
+  resolved_at: number | null;
+  acknowledged: boolean;
+  acknowledged_by: string | null;
+  acknowledged_at: number | null;
+  notes: string | null;
+  notified_at: number | null;
+  updated_at: number;
+}
+
+export interface AlertSink {
+  /** Inserts or replaces (by id) rows of the alerts table, in one transaction. */
+  writeAlerts(rows: AlertRow[]): Promise<void>;
+}
+
+export const ALERT_SINK: Capability<AlertSink> = {
+  name: 'writeAlerts()',
+  has: (p) => typeof (p as Partial<AlertSink>).writeAlerts === 'function',
+  offeredBy: ['outputs.duckdb'],
+};

@@ -10,8 +10,10 @@ import path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody, sendJson } from '../../../core/http.ts';
 import { errorMessage } from '../../../core/log.ts';
-import type { Output, PluginContext, PluginDefinition } from '../../../core/plugin.ts';
+import { RetryableError, type Output, type PluginContext, type PluginDefinition } from '../../../core/plugin.ts';
 import { parseDuration, parseSize } from '../../../core/units.ts';
+import type { AlertRow } from '../../common/providers.ts';
+import { upsertAlerts } from './alerts.ts';
 import { QueryError } from './query.ts';
 import { recover, refreshArchiveViews, runRetention, type ArchiveLayout, type RetentionReport } from './retention.ts';
 import { Store, type WriteStats } from './store.ts';
@@ -85,6 +87,8 @@ export interface DuckdbOutput extends Output {
   runRetention(): Promise<RetentionReport>;
   readonly stats: WriteStats & { batches: number };
   selfMetrics(): Record<string, number>;
+  /** Inserts or replaces rows of opshub_alerts by id (outputs.alerting finds this through ALERT_SINK). */
+  writeAlerts(rows: AlertRow[]): Promise<void>;
 }
 
 export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { now?: () => number } = {}): DuckdbOutput {
@@ -149,6 +153,11 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
     store,
     stats,
     runRetention: retention,
+    writeAlerts: (rows) =>
+      store.exclusive(async () => {
+        if (stopped || !store.isOpen) throw new RetryableError('the DuckDB store is not open');
+        await upsertAlerts(store.connection, rows);
+      }),
     selfMetrics() {
       let bytes = 0;
       try {
