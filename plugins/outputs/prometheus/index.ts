@@ -177,7 +177,7 @@ export function createPrometheus(config: PrometheusConfig, ctx: PluginContext, c
       if (started) return;
       started = true;
       if (config.process_metrics) {
-        collectDefaultMetrics({ register: registry });
+        collectDefaultMetrics({ register: registry, labels: hostTag ? { [sanitizeLabelName(hostTag)]: ctx.hostname } : undefined });
         // Gauges named *_total break Prometheus' naming rules (promtool flags them); the
         // same numbers are served per type as nodejs_active_handles{type} etc.
         for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);

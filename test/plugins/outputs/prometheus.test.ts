@@ -141,8 +141,8 @@ test('serves gauges, counters and untyped series with HELP, TYPE and labels from
   }
 });
 
-test('host_label adds the agent\'s host name to every series that lacks the label, and leaves series that carry one', async () => {
-  const p = await setup({ config: { host_label: 'host' } });
+test('host_label adds the agent\'s host name to every series that lacks the label (process metrics included), and leaves series that carry one', async () => {
+  const p = await setup({ config: { host_label: 'host', process_metrics: true } });
   try {
     await p.write([
       makeMetric('system_memory', { total_bytes: 1024 }, {}, { type: 'gauge' }),
@@ -151,6 +151,7 @@ test('host_label adds the agent\'s host name to every series that lacks the labe
     const { families } = await p.scrape();
     assert.deepEqual(values(families.get('system_memory_total_bytes')), [[{ host: 'test' }, 1024]]);
     assert.deepEqual(values(families.get('opshub_input_events_total')), [[{ host: 'elsewhere', id: 'system' }, 3]]);
+    assert.deepEqual(values(families.get('process_resident_memory_bytes'))?.map(([labels]) => labels), [{ host: 'test' }], 'process metrics too');
   } finally {
     await p.close();
   }
