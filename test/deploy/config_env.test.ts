@@ -98,7 +98,7 @@ test('opshub check validates the image pipeline with the variables of the enviro
   const run = promisify(execFile);
   const env = { ...process.env, OPS_ARCHIVE_MODE: 'per-container', OPS_RETENTION_PURGE_DAYS: '120' };
   const { stdout } = await run(process.execPath, ['bin/opshub.mjs', 'check', '-c', 'deploy/opshub.yaml'], { env });
-  assert.match(stdout, /deploy\/opshub\.yaml: valid \(4 inputs, 3 processors, 2 outputs\)/);
+  assert.match(stdout, /deploy\/opshub\.yaml: valid \(5 inputs, 3 processors, 2 outputs\)/);
   const bad = await run(process.execPath, ['bin/opshub.mjs', 'check', '-c', 'deploy/opshub.yaml'], { env: { ...env, OPS_RETENTION_PURGE_DAYS: 'x' } }).catch((e) => e);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /deploy\/opshub\.yaml:\d+:\d+: outputs\[0\]\.retention\.purge_days: must be integer/);
