@@ -48,7 +48,8 @@ COPY core ./core
 COPY plugins ./plugins
 COPY schemas ./schemas
 COPY config ./config
-COPY deploy/opshub.yaml /etc/opshub/opshub.yaml
+# opshub.yaml runs by default; opshub-stack.yaml (+ Loki) and opshub-fleet.yaml (+ remote write and Loki) are there to pick with -c.
+COPY deploy/opshub.yaml deploy/opshub-stack.yaml deploy/opshub-fleet.yaml /etc/opshub/
 
 VOLUME ["/data"]
 USER opshub

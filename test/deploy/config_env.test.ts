@@ -103,3 +103,16 @@ test('opshub check validates the image pipeline with the variables of the enviro
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /deploy\/opshub\.yaml:\d+:\d+: outputs\[0\]\.retention\.purge_days: must be integer/);
 });
+
+test('deploy/opshub-fleet.yaml: remote write and Loki URLs are required, and every series and stream carries the host', async () => {
+  await assert.rejects(load('deploy/opshub-fleet.yaml', {}), (err: unknown) => err instanceof ConfigError && /OPS_REMOTE_WRITE_URL is required/.test(err.message) && /OPS_LOKI_URL is required/.test(err.message));
+  const cfg = await load('deploy/opshub-fleet.yaml', { OPS_REMOTE_WRITE_URL: 'http://vminsert:8480/insert/0/prometheus/api/v1/write', OPS_LOKI_URL: 'http://loki:3100', OPS_HOSTNAME: 'gpu-07', OPS_CLUSTER: 'eu-1' });
+  assert.equal(cfg.hostname, 'gpu-07');
+  const rw = opts(cfg, 'outputs', 'prometheus_remote_write');
+  assert.equal(rw.host_label, 'host');
+  assert.deepEqual(rw.external_labels, { cluster: 'eu-1' });
+  const loki = opts(cfg, 'outputs', 'loki');
+  assert.ok(loki.labels.includes('host'));
+  assert.deepEqual(loki.static_labels, { cluster: 'eu-1' });
+  assert.equal(opts(cfg, 'outputs', 'prometheus').host_label, 'host');
+});

@@ -69,6 +69,10 @@ test('the image builds with BuildKit from the Dockerfile: secret only mounted fo
   // The CA bundle given as a secret is nowhere in the image.
   const found = await cli('run', '--rm', '--entrypoint', 'sh', IMAGE, '-c', 'ls /run/secrets 2>/dev/null; env | grep -c EXTRA_CA || true');
   assert.equal(found, '0');
+  // The three pipelines it carries are valid inside it (the fleet one with its required URLs).
+  for (const [file, env] of [['opshub.yaml', []], ['opshub-stack.yaml', []], ['opshub-fleet.yaml', ['-e', 'OPS_REMOTE_WRITE_URL=http://vm:8428/api/v1/write', '-e', 'OPS_LOKI_URL=http://loki:3100']]] as const) {
+    assert.match(await cli('run', '--rm', '--network', 'none', ...env, IMAGE, 'check', '-c', `/etc/opshub/${file}`), /valid \(5 inputs/);
+  }
 });
 
 test('runs against the real engine: healthy, stores another container\'s logs, stops on SIGTERM with exit 0 and resumes without losing or repeating a line', async () => {
@@ -118,6 +122,11 @@ test('runs against the real engine: healthy, stores another container\'s logs, s
   await waitFor(async () => (await storedLines()).length >= written.length, 90_000, `all ${written.length} lines in the store`);
   const stored = await storedLines();
   assert.deepEqual(stored, written, 'every line the app wrote is stored once, in order, across docker stop and start');
-  const [[host]] = (await query(`SELECT DISTINCT tags->>'host' FROM opshub_metrics WHERE name = 'opshub_output'`)) as [[string]];
-  assert.equal(host, 'image-test', 'OPS_HOSTNAME names the host');
+  // `opshub query` inside the container answers through the running agent (OPSHUB_CONFIG names the image's pipeline).
+  const csv = await cli('exec', agentName, 'node', 'bin/opshub.mjs', 'query', '--format', 'csv', `SELECT count(*) AS n FROM logs WHERE container_name = '${appName}'`);
+  assert.deepEqual(csv.split(/\r?\n/), ['n', String(written.length)]);
+  // Self-metrics (every OPS_INTERVAL) carry the host named by OPS_HOSTNAME.
+  const hosts = async () => (await query(`SELECT DISTINCT tags->>'host' FROM opshub_metrics WHERE name LIKE 'opshub_%'`)).map(([h]) => h);
+  await waitFor(async () => (await hosts()).length > 0, 30_000, 'self-metrics in the store');
+  assert.deepEqual(await hosts(), ['image-test'], 'OPS_HOSTNAME names the host');
 });
