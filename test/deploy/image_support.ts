@@ -16,11 +16,13 @@ export async function buildImage(): Promise<string> {
   await run('bash', ['scripts/ensure-node-image.sh'], { timeout: 15 * 60_000, maxBuffer: 16 << 20 });
   const { stdout, stderr } = await run(
     DOCKER_CLI,
-    ['build', '--build-arg', `BASE=${BASE_IMAGE}`, '--secret', 'id=extra_ca,src=/etc/ssl/certs/ca-certificates.crt', '--progress', 'plain', '-t', IMAGE, '.'],
+    ['build', '--build-arg', `BASE=${BASE_IMAGE}`, '--secret', 'id=extra_ca,src=/etc/ssl/certs/ca-certificates.crt', '--progress', 'plain', '--label', 'opshub.test=1', '-t', IMAGE, '.'],
     { env: { ...process.env, DOCKER_BUILDKIT: '1' }, timeout: 10 * 60_000, maxBuffer: 64 << 20 },
   ).catch((err: { stderr?: string; message: string }) => {
     throw new Error(`docker build failed: ${err.message}\n${(err.stderr ?? '').split('\n').slice(-40).join('\n')}`);
   });
+  // Earlier builds of the test image, now untagged, go (the build cache stays).
+  await run(DOCKER_CLI, ['image', 'prune', '-f', '--filter', 'label=opshub.test=1']).catch(() => undefined);
   return stdout + stderr;
 }
 
