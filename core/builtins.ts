@@ -16,6 +16,7 @@ import duckdb from '../plugins/outputs/duckdb/index.ts';
 import nvidiaSmi from '../plugins/inputs/nvidia_smi/index.ts';
 import sessionWebhook from '../plugins/inputs/session_webhook/index.ts';
 import opshubApi from '../plugins/outputs/opshub_api/index.ts';
+import alerting from '../plugins/outputs/alerting/index.ts';
 
 export const builtinPlugins: PluginDefinition[] = [
   stdout,
@@ -33,4 +34,5 @@ export const builtinPlugins: PluginDefinition[] = [
   nvidiaSmi,
   sessionWebhook,
   opshubApi,
+  alerting,
 ];

@@ -98,10 +98,9 @@ export function openApiSchema(schema: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(s)) {
     if (k === 'const') out.enum = [v];
-    else if (k === 'exclusiveMinimum' && typeof v === 'number') {
-      out.minimum = v;
-      out.exclusiveMinimum = true;
-    } else if (k === 'properties' || k === 'patternProperties') {
+    // Valid in both dialects (OpenAPI 3.0's exclusiveMinimum is a boolean, JSON Schema's a number).
+    else if (k === 'exclusiveMinimum' && typeof v === 'number') out.minimum = v;
+    else if (k === 'properties' || k === 'patternProperties') {
       out[k] = Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([pk, pv]) => [pk, openApiSchema(pv)]));
     } else if (['items', 'additionalProperties', 'anyOf', 'oneOf', 'not'].includes(k)) out[k] = openApiSchema(v);
     else out[k] = v;
@@ -207,10 +206,9 @@ async function jsonBody(req: IncomingMessage, res: ServerResponse): Promise<{ ok
 
 export function alertRoutes(backend: AlertsBackend, opts: { customResolveMs: number }): Route[] {
   const ajv = createAjv();
-  // nullable is OpenAPI's; the validator reads it too.
-  ajv.addKeyword({ keyword: 'nullable', schemaType: 'boolean' });
-  const validateCustom = ajv.compile(nullableToTypes(CUSTOM_BODY)) as Validator;
-  const validateAck = ajv.compile(nullableToTypes(ACK_BODY)) as Validator;
+  // ajv reads OpenAPI's `nullable` itself.
+  const validateCustom = ajv.compile(CUSTOM_BODY) as Validator;
+  const validateAck = ajv.compile(ACK_BODY) as Validator;
 
   const listSchema: RouteSchema = {
     summary: 'Alerts',
@@ -430,18 +428,6 @@ export function alertRoutes(backend: AlertsBackend, opts: { customResolveMs: num
 
 export function ruleJson(r: RuleView): Record<string, unknown> {
   return { ...r.spec, origin: r.origin, ...(r.overrides ? { overrides: r.overrides } : {}) };
-}
-
-/** `nullable: true` as JSON Schema types, for validating with ajv. */
-function nullableToTypes(schema: JsonSchema): JsonSchema {
-  const props: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries((schema.properties ?? {}) as Record<string, Record<string, unknown>>)) {
-    if (v.nullable) {
-      const { nullable: _n, ...rest } = v;
-      props[k] = { ...rest, type: [rest.type as string, 'null'] };
-    } else props[k] = v;
-  }
-  return { ...schema, properties: props };
 }
 
 /** Turns OpsHub's aliases into the rule schema's keys: duration_seconds → for. */

@@ -316,7 +316,10 @@ export class Notifier {
   private inflight = new Set<string>();
   private wake?: () => void;
   private loop?: Promise<void>;
+  /** Aborts a delivery under way (after the stop's grace). */
   private abort = new AbortController();
+  /** Ends a backoff wait at once on stop. */
+  private halt = new AbortController();
   private stopped = false;
 
   constructor(readonly opts: NotifierOptions, private sender: Sender, private deps: NotifierDeps) {}
@@ -391,7 +394,6 @@ export class Notifier {
         error = err;
       }
       this.sendingCount = 0;
-      if (this.stopped) return;
       if (error === undefined) {
         this.queue.splice(0, batch.length);
         this.stats.queued = this.queue.length;
@@ -408,6 +410,7 @@ export class Notifier {
         attempt = 0;
         continue;
       }
+      if (this.stopped) return;
       const now = this.deps.now();
       const expired = batch.filter((n) => error instanceof PermanentDeliveryError || now - n.queuedAt >= this.opts.retryForMs);
       if (expired.length) {
@@ -422,19 +425,28 @@ export class Notifier {
       this.stats.retries_total++;
       const delay = backoffDelay(attempt++, this.opts.retryInitialMs, this.opts.retryMaxMs, this.deps.random);
       this.deps.log.once(`failing:${this.name}`, 'warn', `notifier ${this.name}: delivery failed, retrying with backoff (next in ${delay} ms; logged once): ${errorMessage(error)}`);
-      await sleep(delay, this.abort.signal);
+      await sleep(delay, this.halt.signal);
     }
   }
 
-  /** Stops the worker; what is still queued stays undelivered (the records say so, so it is sent after a restart). */
-  async stop(): Promise<void> {
+  /**
+   * Stops the worker. A delivery under way may finish (up to `graceMs`), so
+   * that what the receiver got is recorded; what is still queued stays
+   * undelivered (the records say so, so it is sent after a restart).
+   */
+  async stop(graceMs = 2000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.abort.abort();
+    this.halt.abort();
     const w = this.wake;
     this.wake = undefined;
     w?.();
-    await this.loop?.catch(() => undefined);
+    if (this.loop) {
+      const timer = setTimeout(() => this.abort.abort(), graceMs);
+      await this.loop.catch(() => undefined);
+      clearTimeout(timer);
+    }
+    this.abort.abort();
     await this.sender.close?.().catch(() => undefined);
   }
 }
