@@ -17,6 +17,7 @@ import { parseDuration, parseSize } from '../../../core/units.ts';
 import { CONTAINERS, findProviders, STORE, type LiveContainer, type SqlStore } from '../../common/providers.ts';
 import { containerStatus, formatPeriod, iso, isoNs, round } from './format.ts';
 import { HealthChecker } from './health.ts';
+import { Coalescer, requestKey, Semaphore } from './sharing.ts';
 import { FollowHub, LatestMetrics, PERFORMANCE_NAMES, type Sample } from './live.ts';
 import {
   errorSummary,
@@ -59,6 +60,8 @@ export interface OpshubApiConfig {
   follow_buffer_bytes: string | number;
   allow_query_token: boolean;
   buffer_degraded_percent: number;
+  max_concurrent_queries: number;
+  aggregate_cache: string;
 }
 
 export interface OpshubApi extends Output {
@@ -93,7 +96,33 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
     }
     return found[0]!.provider.store;
   };
-  const read = <T>(r: RouteRequest, fn: Parameters<typeof withReader<T>>[2]) => withReader(store(), { signal: r.signal, timeoutMs }, fn);
+  const queries = new Semaphore(config.max_concurrent_queries);
+  // Scans of a whole window (search, analytics) take at most all slots but one, so a
+  // quick read (a tail, a series) waits behind at most one of them.
+  const heavy = new Semaphore(Math.max(1, config.max_concurrent_queries - 1));
+  const sharing = new Coalescer();
+  const aggregateTtlMs = parseDuration(config.aggregate_cache);
+  /** A read of its own for this request (aborted with it). */
+  const read = <T>(r: RouteRequest, fn: Parameters<typeof withReader<T>>[2]) => {
+    const s = store();
+    return queries.use(() => withReader(s, { signal: r.signal, timeoutMs }, fn));
+  };
+  /**
+   * The answer of a read-only route, shared by identical requests in flight
+   * (and, with `ttlMs`, reused that long): not tied to one client's abort.
+   */
+  const shared = <T>(
+    r: RouteRequest,
+    ttlMs: number,
+    answer: (read: <U>(fn: Parameters<typeof withReader<U>>[2]) => Promise<U>) => Promise<T>,
+    weight: 'light' | 'heavy' = 'heavy',
+  ) => {
+    const s = store();
+    const run = <U>(fn: Parameters<typeof withReader<U>>[2]) => queries.use(() => withReader(s, { timeoutMs }, fn));
+    return sharing.run(requestKey(r.url.pathname, r.query), ttlMs, () =>
+      answer(weight === 'light' ? run : (fn) => heavy.use(() => run(fn))),
+    );
+  };
 
   const containers = async (): Promise<LiveContainer[]> => {
     const sources = findProviders(ctx, CONTAINERS, 'inputs');
@@ -315,8 +344,7 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
         const level = levelOf(r.query.level);
         const tail = Number(r.query.tail);
         if (r.query.follow === true) return follow(r, container, level, tail);
-        const rows = await read(r, (conn) => tailLogs(conn, { container, level, tail, nowMs: Date.now() }));
-        return { logs: rows.map(lineJson) };
+        return shared(r, 0, async (read) => ({ logs: (await read((conn) => tailLogs(conn, { container, level, tail, nowMs: Date.now() }))).map(lineJson) }), 'light');
       },
     },
     {
@@ -328,7 +356,8 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
         const { fromMs, toMs } = window(q, Date.now());
         const query = typeof q.query === 'string' && q.query !== '' ? q.query : undefined;
         const limit = Number(q.limit);
-        const found = await read(r, (conn) =>
+        return shared(r, 0, async (read) => {
+        const found = await read((conn) =>
           searchLogs(conn, { fromMs, toMs, query, regex: q.regex === true, container: q.container || undefined, level: levelOf(q.level), limit }),
         );
         return {
@@ -358,6 +387,7 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
           start_time: iso(fromMs),
           end_time: iso(toMs),
         };
+        });
       },
     },
     {
@@ -365,10 +395,12 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
       path: `${prefix}/users/sessions`,
       schema: sessionsSchema,
       reply: async (r) => {
-        const now = Date.now();
-        const list = await read(r, (conn) => sessions(conn, { fromMs: now - Number(r.query.hours) * HOUR_MS, idleMs }));
-        const views = list.map((s) => sessionView(s, now));
-        return r.query.active_only === true ? views.filter((s) => s.status === 'active') : views;
+        return shared(r, aggregateTtlMs, async (read) => {
+          const now = Date.now();
+          const list = await read((conn) => sessions(conn, { fromMs: now - Number(r.query.hours) * HOUR_MS, idleMs }));
+          const views = list.map((s) => sessionView(s, now));
+          return r.query.active_only === true ? views.filter((s) => s.status === 'active') : views;
+        });
       },
     },
     {
@@ -391,7 +423,7 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
         const { ref, unit } = historyRefs(r.query.gpu as string | undefined)[metric];
         const bucketS = Math.max(1, Math.ceil((hours * 3600) / points));
         const now = Date.now();
-        let series = await read(r, (conn) => history(conn, ref, { fromMs: now - hours * HOUR_MS, bucketS }));
+        let series = await shared(r, 0, (read) => read((conn) => history(conn, ref, { fromMs: now - hours * HOUR_MS, bucketS })), 'light');
         if (series.length > points) series = series.slice(series.length - points);
         return {
           metric,
@@ -407,10 +439,11 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
       path: `${prefix}/analytics/users`,
       schema: usersAnalyticsSchema,
       reply: async (r) => {
+        return shared(r, aggregateTtlMs, async (read) => {
         const period = Number(r.query.period);
         const now = Date.now();
         const fromMs = now - period * HOUR_MS;
-        const { activity, list } = await read(r, async (conn) => ({
+        const { activity, list } = await read(async (conn) => ({
           activity: await userActivity(conn, fromMs),
           list: await sessions(conn, { fromMs, idleMs }),
         }));
@@ -429,6 +462,7 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
           top_models: activity.topModels,
           hourly_activity: hourly,
         };
+        });
       },
     },
     {
@@ -437,7 +471,7 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
       schema: modelsAnalyticsSchema,
       reply: async (r) => {
         const period = Number(r.query.period);
-        const models = await read(r, (conn) => modelUsage(conn, Date.now() - period * HOUR_MS));
+        const models = await shared(r, aggregateTtlMs, (read) => read((conn) => modelUsage(conn, Date.now() - period * HOUR_MS)));
         return {
           period: formatPeriod(period),
           models: models.map(({ peak_hour_ms, ...m }) => ({ ...m, peak_hour: peak_hour_ms === null ? null : iso(peak_hour_ms) })),
@@ -450,7 +484,7 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
       schema: errorsSummarySchema,
       reply: async (r) => {
         const period = Number(r.query.period);
-        const s = await read(r, (conn) => errorSummary(conn, Date.now() - period * HOUR_MS));
+        const s = await shared(r, aggregateTtlMs, (read) => read((conn) => errorSummary(conn, Date.now() - period * HOUR_MS)));
         const totalErrors = s.byContainer.reduce((a, c) => a + c.errors, 0);
         const totalLines = s.byContainer.reduce((a, c) => a + c.lines, 0);
         const rate = (errors: number, lines: number) => (lines ? round((errors / lines) * 100, 2) : 0);
@@ -513,7 +547,7 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
       streams.clear();
     },
 
-    selfMetrics: () => ({ followers: hub.size, follow_lines_dropped_total: followDropped }),
+    selfMetrics: () => ({ followers: hub.size, follow_lines_dropped_total: followDropped, queries_waiting: queries.queued, shared_answers_total: sharing.shared }),
   };
 }
 
@@ -564,6 +598,18 @@ export const opshubApi: PluginDefinition<OpshubApiConfig> = {
         description: "Accept the agent's token as ?token= on /logs/{container} (browsers' EventSource cannot send headers).",
       },
       buffer_degraded_percent: { type: 'number', minimum: 1, maximum: 100, default: 80, description: '/health/detailed calls an output degraded when its buffer is fuller than this.' },
+      max_concurrent_queries: {
+        type: 'integer',
+        minimum: 1,
+        default: 2,
+        description: 'Most store queries the API runs at once; more wait their turn, so reads never take all of the store\'s threads from ingestion.',
+      },
+      aggregate_cache: {
+        type: 'string',
+        format: 'duration',
+        default: '5s',
+        description: 'How long the answers of /analytics/*, /errors/summary and /users/sessions are reused for identical requests; 0: computed for each (identical requests in flight share one query regardless).',
+      },
     },
   },
   create: (config, ctx) => createOpshubApi(config, ctx),

@@ -90,6 +90,7 @@ outputs:
     retention: { enabled: false }
   - type: opshub_api
     flush_interval: 100ms
+    aggregate_cache: '0'   # the tests change data and ask again at once
 ${opts.outputYaml ?? ''}`,
       { dir: tmp.dir },
     );

@@ -1,0 +1,245 @@
+// outputs.opshub_api under load while ingestion runs. A store of LINES log
+// lines (default 10 million) across 7 days is generated directly in DuckDB
+// with SQL (range(), not through the pipeline), plus a user-activity row for
+// every 50 lines; then a real agent opens it (outputs.duckdb + opshub_api)
+// and ingests realistic container lines as fast as it can (a flooding input
+// → regex_classifier → user_extraction → DuckDB, batches of 10,000). We
+// measure the ingestion rate alone, then again while 20 concurrent HTTP
+// clients call, in turn,
+//   /search/logs?query=timeout&level=error&limit=50
+//   /logs/all?tail=100
+//   /analytics/users?period=24
+// and print p50/p95 latency per route and the ingestion rate kept.
+// Run: npx tsx bench/api.ts   (LINES=2000000 CLIENTS=20 SECONDS=15 to change)
+
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { Agent } from '../core/agent.ts';
+import { builtinPlugins } from '../core/builtins.ts';
+import { makeLog, nowNs, type LogEvent } from '../core/events.ts';
+import type { Accumulator, PluginDefinition, ServiceInput } from '../core/plugin.ts';
+import { TABLES_DDL } from '../plugins/outputs/duckdb/schema.ts';
+
+const LINES = Number(process.env.LINES ?? 10_000_000);
+const CLIENTS = Number(process.env.CLIENTS ?? 20);
+const SECONDS = Number(process.env.SECONDS ?? 15);
+/** Lines per second the ingesting input offers; 0: as fast as the pipeline acknowledges them. */
+const RATE = Number(process.env.RATE ?? 0);
+/** outputs.duckdb's `threads` (0: DuckDB's default, one per core). */
+const THREADS = Number(process.env.THREADS ?? 0);
+const DAYS = 7;
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'opshub-bench-api-'));
+const file = path.join(tmp, 'opshub.duckdb');
+const mib = (b: number) => `${(b / 1048576).toFixed(0)} MiB`;
+
+// --- 1. the store -------------------------------------------------------------
+async function generate(): Promise<number> {
+  const started = performance.now();
+  const db = await DuckDBInstance.create(file);
+  const c = await db.connect();
+  for (const ddl of TABLES_DDL) await c.run(ddl);
+  const spanUs = DAYS * 86_400_000_000;
+  const startUs = Date.now() * 1000 - spanUs;
+  // Time-ordered, as ingestion writes them (so row groups cover narrow time ranges).
+  await c.run(`INSERT INTO opshub_logs
+    SELECT make_timestamp(ts), ts * 1000, name, name, 'c' || (i % 8), lvl,
+      CASE WHEN lvl IN ('error', 'critical') THEN 'database' WHEN lvl = 'warning' THEN 'performance' ELSE 'api_request' END,
+      CASE lvl
+        WHEN 'error' THEN CASE WHEN i % 3 = 0 THEN 'ERROR database connection timeout after ' || (i % 5000) || 'ms (request ' || i || ')'
+                                            ELSE 'ERROR upstream returned 502 for /api/chat (request ' || i || ')' END
+        WHEN 'critical' THEN 'CRITICAL out of memory: killed process ' || (i % 30000)
+        WHEN 'warning' THEN 'WARNING slow query took ' || (i % 9000) || 'ms'
+        WHEN 'success' THEN 'model llama3.1:8b loaded successfully in ' || (i % 90) || 's'
+        ELSE 'INFO 172.18.0.' || (i % 250) || ' - "POST /api/chat/completions HTTP/1.1" 200 user=u' || (i % 50) || ' ' || (i % 3000) || 'ms'
+      END,
+      '{"container":"' || name || '","stream":"stdout"}',
+      CASE WHEN lvl = 'info' THEN '{"username":"u' || (i % 50) || '","model":"' || ['llama3.1:8b', 'qwen2.5:7b', 'mistral:7b'][1 + i % 3] || '","duration_ms":' || (i % 3000) || '}' ELSE '{}' END
+    FROM (
+      SELECT i, ${startUs} + (i * ${spanUs} // ${LINES}) AS ts,
+        ['open-webui', 'ollama', 'nginx', 'postgres', 'keycloak', 'redis', 'api', 'worker'][1 + i % 8] AS name,
+        CASE WHEN hash(i) % 100 < 85 THEN 'info' WHEN hash(i) % 100 < 93 THEN 'warning' WHEN hash(i) % 100 < 98 THEN 'error'
+             WHEN hash(i) % 100 < 99 THEN 'critical' ELSE 'success' END AS lvl
+      FROM range(${LINES}) r(i)
+    )`);
+  const activity = Math.floor(LINES / 50);
+  await c.run(`INSERT INTO opshub_activity
+    SELECT make_timestamp(ts), ts * 1000, 'u' || (i % 50), NULL, NULL, ['llama3.1:8b', 'qwen2.5:7b', 'mistral:7b'][1 + i % 3],
+      CASE WHEN i % 40 = 0 THEN 'login' ELSE 'request' END, 'sess-' || (i % 50) || '-' || (i // 2000), '10.0.0.' || (i % 50), NULL,
+      'open-webui', 'open-webui', 'info', 'request by u' || (i % 50), '{}'
+    FROM (SELECT i, ${startUs} + (i * ${spanUs} // ${activity}) AS ts FROM range(${activity}) r(i))`);
+  await c.run('CHECKPOINT');
+  c.closeSync();
+  db.closeSync();
+  return (performance.now() - started) / 1000;
+}
+
+// --- 2. ingestion: realistic container lines, as fast as the pipeline acknowledges them ---
+const samplesDir = path.resolve(import.meta.dirname, '../plugins/processors/regex_classifier/testdata');
+const pool = readdirSync(samplesDir)
+  .flatMap((f) => readFileSync(path.join(samplesDir, f), 'utf8').split('\n').filter(Boolean).map((line) => ({ container: f.replace('.log', ''), line })))
+  .filter((s) => s.line.length >= 60 && s.line.length <= 300);
+
+const flood: PluginDefinition = {
+  kind: 'service_input',
+  type: 'flood',
+  description: 'Bench input: emits container lines as fast as they are acknowledged.',
+  schema: { type: 'object', additionalProperties: false, properties: {} },
+  create: (): ServiceInput => {
+    let stopped = false;
+    let pending = 0;
+    let seq = 0;
+    const MAX_PENDING = 40_000;
+    const BATCH = 1000;
+    let acc: Accumulator;
+    let timer: NodeJS.Timeout | undefined;
+    let budget = 0;
+    let last = performance.now();
+    const pump = () => {
+      if (RATE > 0) {
+        const now = performance.now();
+        budget = Math.min(RATE, budget + ((now - last) / 1000) * RATE);
+        last = now;
+      }
+      while (!stopped && pending < MAX_PENDING && (RATE === 0 || budget >= BATCH)) {
+        budget -= BATCH;
+        const events: LogEvent[] = [];
+        for (let i = 0; i < BATCH; i++) {
+          const s = pool[seq++ % pool.length]!;
+          events.push(makeLog({ timestamp: nowNs(), source: s.container, message: s.line, labels: { container: s.container, stream: 'stdout' } }));
+        }
+        pending += BATCH;
+        acc.emitTracked(events, {
+          onDelivered: () => {
+            pending -= BATCH;
+            setImmediate(pump);
+          },
+        });
+      }
+    };
+    return {
+      async start(a) {
+        acc = a;
+        setImmediate(pump);
+        if (RATE > 0) timer = setInterval(pump, 10);
+      },
+      async stop() {
+        stopped = true;
+        clearInterval(timer);
+      },
+    };
+  },
+};
+
+// --- 3. load ----------------------------------------------------------------------
+const ROUTES = ['/search/logs?query=timeout&level=error&limit=50', '/logs/all?tail=100', '/analytics/users?period=24'];
+/**
+ * DISTINCT=1: every client asks its own variant (another search term, tail
+ * and period), so no two requests can share a query: the store's raw cost.
+ */
+const DISTINCT = process.env.DISTINCT === '1';
+const TERMS = ['timeout', 'upstream', '502', 'database', 'connection', 'chat', 'request 1', 'after 4', 'after 2', 'returned'];
+const variant = (route: string, client: number) => {
+  if (!DISTINCT) return route;
+  if (route.startsWith('/search')) return `/search/logs?query=${encodeURIComponent(TERMS[client % TERMS.length]!)}&level=error&limit=${50 + client}`;
+  if (route.startsWith('/logs')) return `/logs/all?tail=${100 + client}`;
+  return `/analytics/users?period=${24 + client}`;
+};
+
+function pct(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function main(): Promise<void> {
+  console.log(`generating ${LINES.toLocaleString('en')} log lines across ${DAYS} days (+ ${Math.floor(LINES / 50).toLocaleString('en')} activity rows) in DuckDB...`);
+  const genS = await generate();
+  console.log(`  ${genS.toFixed(1)} s, ${mib(statSync(file).size)}`);
+
+  const yaml = path.join(tmp, 'bench.yaml');
+  writeFileSync(
+    yaml,
+    `agent:
+  self_metrics: false
+  log_level: warn
+  data_dir: ${tmp}
+inputs:
+  - type: flood
+processors:
+  - type: regex_classifier
+  - type: user_extraction
+outputs:
+  - type: duckdb
+    path: ${file}
+    batch_size: 10000
+    flush_interval: 200ms
+    buffer_limit: 100000
+    checkpoint_interval: '0'
+    threads: ${THREADS}
+    retention: { enabled: false }
+  - type: opshub_api
+    flush_interval: 200ms
+    buffer_limit: 100000
+`,
+  );
+  const agent = await Agent.start({ file: yaml, builtins: [...builtinPlugins, flood], watch: false, listen: '127.0.0.1:0' });
+  const url = agent.http.url();
+  const written = () => agent.pipeline.outputs.get('duckdb')!.stats.written;
+  const rate = async (seconds: number) => {
+    const w0 = written();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    return (written() - w0) / ((performance.now() - t0) / 1000);
+  };
+  try {
+    await rate(3); // warm up: JIT, first batches
+    const alone = await rate(SECONDS);
+    console.log(`ingestion alone: ${Math.round(alone).toLocaleString('en')} lines/s (flooding input → regex_classifier → user_extraction → DuckDB)`);
+
+    // warm the routes once
+    for (const r of ROUTES) await fetch(`${url}${r}`).then((res) => res.text());
+    const latencies = new Map<string, number[]>(ROUTES.map((r) => [r, []]));
+    const errors: string[] = [];
+    let running = true;
+    const clients = Array.from({ length: CLIENTS }, async (_, c) => {
+      for (let k = c; running; k++) {
+        const route = ROUTES[k % ROUTES.length]!;
+        const t0 = performance.now();
+        const res = await fetch(`${url}${variant(route, c)}`);
+        await res.arrayBuffer();
+        if (!running) break;
+        if (res.status !== 200) errors.push(`${route}: ${res.status}`);
+        latencies.get(route)!.push(performance.now() - t0);
+      }
+    });
+    const loaded = await rate(SECONDS);
+    running = false;
+    await Promise.all(clients);
+
+    console.log(`\n${CLIENTS} concurrent clients for ${SECONDS} s, over ${LINES.toLocaleString('en')} stored lines, while ingesting${DISTINCT ? ' (DISTINCT: every client its own variant, nothing shared)' : ' (identical requests in flight share a query)'}:`);
+    let requests = 0;
+    for (const [route, list] of latencies) {
+      const s = [...list].sort((a, b) => a - b);
+      requests += s.length;
+      console.log(`  ${route.padEnd(48)} n=${String(s.length).padStart(5)}  p50 ${pct(s, 50).toFixed(0).padStart(5)} ms  p95 ${pct(s, 95).toFixed(0).padStart(5)} ms  max ${pct(s, 100).toFixed(0).padStart(5)} ms`);
+    }
+    console.log(`  ${(requests / SECONDS).toFixed(1)} requests/s${errors.length ? `, ${errors.length} errors (${errors.slice(0, 3).join('; ')})` : ''}`);
+    console.log(`ingestion under load: ${Math.round(loaded).toLocaleString('en')} lines/s = ${((loaded / alone) * 100).toFixed(0)} % of alone (target >= 80 %)`);
+    const worst = Math.max(...[...latencies.values()].map((l) => pct([...l].sort((a, b) => a - b), 95)));
+    console.log(`p95 target <= 300 ms: ${worst <= 300 ? 'met' : 'missed'} (worst p95 ${worst.toFixed(0)} ms); ingestion target: ${loaded / alone >= 0.8 ? 'met' : 'missed'}`);
+    const q = await fetch(`${url}/api/query/duckdb`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sql: `SELECT (SELECT count(*) FROM opshub_logs), (SELECT count(*) FROM opshub_logs WHERE "timestamp" > now() - INTERVAL 1 DAY), (SELECT count(*) FROM opshub_activity WHERE "timestamp" > now() - INTERVAL 1 DAY)` }),
+    }).then((r) => r.json() as Promise<{ rows: number[][] }>);
+    console.log(`store now: ${q.rows[0]![0]!.toLocaleString('en')} lines, ${q.rows[0]![1]!.toLocaleString('en')} in the last 24 h, ${q.rows[0]![2]!.toLocaleString('en')} activity rows in the last 24 h`);
+    console.log(`machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), Node ${process.version}, peak RSS ${mib(process.resourceUsage().maxRSS * 1024)}`);
+  } finally {
+    await agent.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+await main();
