@@ -254,7 +254,7 @@ test('the stack\'s alert rules evaluate without error on the agent\'s series', a
   for (const selector of [
     `system_cpu_usage_percent{cpu="total", host="${HOST}"}`,
     `system_memory_used_percent{host="${HOST}"}`,
-    `system_filesystem_avail_bytes{host="${HOST}"}`,
+    `system_filesystem_used_percent{host="${HOST}"}`,
     `nvidia_smi_temperature_gpu_celsius{host="${HOST}"}`,
     `docker_container_status_uptime_seconds{host="${HOST}"}`,
     `docker_container_status_restart_count{host="${HOST}"}`,
