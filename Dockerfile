@@ -20,13 +20,10 @@ COPY package.json package-lock.json ./
 # built-in ones, mounted only for this step. --ignore-scripts: no dependency
 # needs an install script at run time (native code comes prebuilt in the
 # packages: DuckDB, esbuild), and none get the chance to build optional addons.
-# When the registry lacks some platform's optional package that the lock names
-# (npm ci then refuses the lock as out of sync), npm install from the same lock
-# is used instead; it says so in the build log.
 RUN --mount=type=secret,id=extra_ca \
     if [ -s /run/secrets/extra_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/extra_ca; fi; \
     set -e; flags="--omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error"; \
-    npm ci $flags || { echo "npm ci refused package-lock.json; installing from it with npm install" >&2; npm install --no-save $flags; }; \
+    npm ci $flags; \
     npm cache clean --force >/dev/null 2>&1
 
 # ---- runtime
