@@ -306,8 +306,11 @@ export interface NotifierOptions {
   retryInitialMs: number;
   retryMaxMs: number;
   retryForMs: number;
-  /** Only alerts of this rule (a rule's own notify.webhook). */
+  /** Only alerts of this rule (a rule's own notify.webhook), and its URL. */
   onlyRule?: string;
+  url?: string;
+  /** Further say on which alerts it takes (email: those with recipients). */
+  accepts?: (a: Alert) => boolean;
 }
 
 export class Notifier {
@@ -469,8 +472,9 @@ export interface DispatcherOptions {
   random?: () => number;
 }
 
-function optionsOf(spec: NotifierSpec, onlyRule?: string): NotifierOptions {
+function optionsOf(spec: NotifierSpec, extra: Partial<NotifierOptions> = {}): NotifierOptions {
   return {
+    ...extra,
     name: spec.name,
     type: spec.type,
     severities: new Set(spec.severities),
@@ -482,7 +486,6 @@ function optionsOf(spec: NotifierSpec, onlyRule?: string): NotifierOptions {
     retryInitialMs: Math.max(1, parseDuration(spec.retry_initial_backoff)),
     retryMaxMs: Math.max(1, parseDuration(spec.retry_max_backoff)),
     retryForMs: parseDuration(spec.retry_for),
-    onlyRule,
   };
 }
 
@@ -517,16 +520,18 @@ export class Dispatcher {
   configure(specs: NotifierSpec[]): void {
     for (const spec of specs) {
       if (this.notifiers.has(spec.name)) throw new Error(`notifiers: the name "${spec.name}" is used twice`);
+      const recipients = (a: Alert) => {
+        const own = this.opts.notifyOf(a)?.email ?? [];
+        return own.length ? own : spec.type === 'email' ? spec.to : [];
+      };
       const sender =
         spec.type === 'alertmanager'
           ? alertmanagerSender(spec, { now: this.opts.now, externalUrl: this.opts.externalUrl })
           : spec.type === 'webhook'
             ? webhookSender(spec, this.opts.host)
-            : emailSender(spec, this.opts.host, (a) => {
-                const own = this.opts.notifyOf(a)?.email ?? [];
-                return own.length ? own : spec.to;
-              });
-      this.notifiers.set(spec.name, new Notifier(optionsOf(spec), sender, this.deps()));
+            : emailSender(spec, this.opts.host, recipients);
+      const extra = spec.type === 'email' ? { accepts: (a: Alert) => recipients(a).length > 0 } : {};
+      this.notifiers.set(spec.name, new Notifier(optionsOf(spec, extra), sender, this.deps()));
       this.configured.add(spec.name);
     }
   }
@@ -538,7 +543,7 @@ export class Dispatcher {
     for (const [name, n] of this.notifiers) {
       if (this.configured.has(name)) continue;
       const w = wanted.get(name);
-      if (!w || n.opts.onlyRule !== w.rule || (n as unknown as { url?: string }).url !== w.url) {
+      if (!w || n.opts.onlyRule !== w.rule || n.opts.url !== w.url) {
         void n.stop();
         this.notifiers.delete(name);
       }
@@ -546,8 +551,7 @@ export class Dispatcher {
     for (const [name, w] of wanted) {
       if (this.notifiers.has(name)) continue;
       const spec = { ...RULE_WEBHOOK_DEFAULTS, name, type: 'webhook' as const, url: w.url, severities: [...RULE_WEBHOOK_DEFAULTS.severities], headers: {} } as WebhookSpec;
-      const n = new Notifier(optionsOf(spec, w.rule), webhookSender(spec, this.opts.host), this.deps());
-      (n as unknown as { url?: string }).url = w.url;
+      const n = new Notifier(optionsOf(spec, { onlyRule: w.rule, url: w.url }), webhookSender(spec, this.opts.host), this.deps());
       this.notifiers.set(name, n);
       if (this.started) n.start();
     }
@@ -569,6 +573,7 @@ export class Dispatcher {
   private wants(n: Notifier, a: Alert): boolean {
     if (!n.opts.severities.has(a.severity)) return false;
     if (n.opts.onlyRule !== undefined) return a.rule === n.opts.onlyRule;
+    if (n.opts.accepts && !n.opts.accepts(a)) return false;
     const notify = this.opts.notifyOf(a);
     if (!notify) return true;
     if (notify.notifiers.length && !notify.notifiers.includes(n.name)) return false;
