@@ -274,3 +274,27 @@ for (const [what, rule, reason] of INVALID) {
     assert.throws(() => validate(rule), (err: unknown) => err instanceof RuleError && err.reasons.some((r) => reason.test(r)));
   });
 }
+
+test('a bad rule in the pipeline file is reported with its line, column and key path', async () => {
+  const { loadConfig, ConfigError } = await import('../../../core/config.ts');
+  const { builtinPlugins } = await import('../../../core/builtins.ts');
+  const text = [
+    'outputs:',
+    '  - type: alerting',
+    '    rules:',
+    '      - name: gpu_hot',
+    '        type: threshold',
+    '        metric: nvidia_smi_temperature_gpu_celsius',
+    '        threshold: high',
+    '        for: soon',
+    '      - { name: silent, type: absent, colour: red }',
+  ].join('\n');
+  await assert.rejects(loadConfig('p.yaml', { builtins: builtinPlugins, env: {}, text }), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    const issues = err.issues.map((i) => `${i.line}:${i.column} ${i.path}: ${i.message}`);
+    assert.ok(issues.includes('7:20 outputs[0].rules[0].threshold: must be number'), issues.join('\n'));
+    assert.ok(issues.includes('8:14 outputs[0].rules[0].for: must be a duration like "10s"'), issues.join('\n'));
+    assert.ok(issues.some((i) => /^9:\d+ outputs\[0\]\.rules\[1\]\.colour: unknown key$/.test(i)), issues.join('\n'));
+    return true;
+  });
+});

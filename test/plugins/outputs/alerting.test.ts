@@ -289,3 +289,52 @@ ${RULES.replace('notify: { notifiers: [hooks] }', '')}
   assert.deepEqual(down.requests.map((r) => r.body.alert.rule).sort(), ['gpu_hot', 'webui_errors']);
   assert.equal(out.selfMetrics().notifications_flaky_failed_total, 0);
 });
+
+test("a rule's notify section: its own recipients through the email notifier, its own webhook, and a Teams card", async (t) => {
+  const hook = await startWebhookReceiver();
+  t.after(() => hook.stop());
+  const smtp = await startSmtpServer();
+  t.after(() => smtp.stop());
+  const input = pushInput();
+  const a = await startAgent(
+    `
+agent:
+  data_dir: \${OPSHUB_TEST_DATA}
+  self_metrics: false
+  shutdown_timeout: 2s
+inputs:
+  - type: push
+outputs:
+  - type: alerting
+    flush_interval: 100ms
+    evaluation_interval: 200ms
+    default_rules: { gpu_temperature_high: false }
+    rules:
+      - name: gpu_hot
+        type: threshold
+        metric: test_gpu_temperature_celsius
+        threshold: 85
+        severity: critical
+        notify: { notifiers: [mail, teams], email: [ml@example.com], webhook: '${hook.url}/rule' }
+      - { name: gpu_warm, type: threshold, metric: test_gpu_temperature_celsius, threshold: 80, severity: warning }
+    notifiers:
+      - { name: teams, type: webhook, format: teams, url: '${hook.url}/teams', severities: [critical] }
+      - { name: mail, type: email, host: 127.0.0.1, port: ${smtp.port}, security: none, username: opshub, password: secret, from: opshub@example.com, to: [oncall@example.com] }
+`,
+    { plugins: [input.definition] },
+  );
+  t.after(() => a.stop());
+  input.emit(gpu('0', 90));
+  await waitFor(() => smtp.messages.length === 2 && hook.requests.length === 2, 15_000, 'two mails and two webhook calls');
+  const to = Object.fromEntries(smtp.messages.map((m) => [/gpu_hot|gpu_warm/.exec(m.raw)![0], m.to]));
+  assert.deepEqual(to, { gpu_hot: ['ml@example.com'], gpu_warm: ['oncall@example.com'] });
+  const rule = hook.requests.find((r) => r.path === '/rule')!;
+  assert.equal(rule.body.alert.rule, 'gpu_hot');
+  const teams = hook.requests.find((r) => r.path === '/teams')!;
+  const card = teams.body.attachments[0];
+  assert.equal(teams.body.type, 'message');
+  assert.equal(card.contentType, 'application/vnd.microsoft.card.adaptive');
+  assert.equal(card.content.type, 'AdaptiveCard');
+  assert.equal(card.content.body[0].text, 'FIRING [CRITICAL] gpu_hot');
+  assert.ok(card.content.body[2].facts.some((f: { title: string; value: string }) => f.title === 'Value' && f.value === '90'));
+});
