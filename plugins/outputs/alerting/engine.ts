@@ -117,7 +117,6 @@ interface RuleState {
   series: Map<string, Sample>;
   groups: Map<string, LogGroup>;
   seen: Map<string, Seen>;
-  /** Whether the absent rule (without group_by) saw anything since start. */
 }
 
 const CUSTOM = '\u0000custom';
@@ -705,12 +704,12 @@ export class Engine {
     }
   }
 
-  /** When each series of the absent rules was last seen, to save. */
+  /** When each series of the absent rules was last seen, to save (not the placeholder of a rule that saw nothing yet). */
   exportSeen(): Record<string, Array<[string, Seen]>> {
     const out: Record<string, Array<[string, Seen]>> = {};
     for (const [name, state] of this.rules) {
       if (state.rule.kind !== 'absent') continue;
-      out[name] = [...state.seen].filter(([key, s]) => !(key === '' && state.rule.kind === 'absent' && state.rule.groupBy.length === 0 && s.at === this.startedAt));
+      out[name] = [...state.seen].filter(([key, s]) => !(key === '' && s.at === this.startedAt));
     }
     return out;
   }

@@ -258,12 +258,8 @@ export function createAlerting(config: AlertingConfig, ctx: PluginContext, deps:
       alertsFile?.set(a.id, a);
       if (a.state !== 'pending' && config.store.enabled) unstored.set(a.id, rowOf(a));
     }
-    for (const id of forgotten) {
-      alertsFile?.delete(id);
-      // A pending alert that never fired is not history.
-      const row = unstored.get(id);
-      if (row?.state === 'pending') unstored.delete(id);
-    }
+    // Pending alerts that never fired, and resolved ones past `history` (the store keeps those).
+    for (const id of forgotten) alertsFile?.delete(id);
   }
 
   function sink(): AlertSink | undefined {

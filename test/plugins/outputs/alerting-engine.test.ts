@@ -298,3 +298,14 @@ test('a bad rule in the pipeline file is reported with its line, column and key 
     return true;
   });
 });
+
+test('absent series saved before a restart: a container that never comes back is reported `for` after the start', () => {
+  const rule = { name: 'down', type: 'absent', metric: 'docker_container_status_uptime_seconds', group_by: ['container_name'], for: '2m' };
+  const first = setup([rule]);
+  first.step(S, [makeMetric('docker_container_status', { uptime_seconds: 5 }, { container_name: 'ollama' })]);
+  const saved = first.engine.exportSeen();
+  const second = setup([rule], { start: first.clock.t + 60 * M });
+  second.engine.importSeen(saved);
+  assert.deepEqual(second.step(119 * S), [], 'not before `for` has passed since the start');
+  assert.deepEqual(second.step(S), ['firing down ollama']);
+});
