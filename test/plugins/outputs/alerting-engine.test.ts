@@ -309,3 +309,16 @@ test('absent series saved before a restart: a container that never comes back is
   assert.deepEqual(second.step(119 * S), [], 'not before `for` has passed since the start');
   assert.deepEqual(second.step(S), ['firing down ollama']);
 });
+
+test("the README's sample pipeline (testdata/readme-sample.yaml) is valid", async () => {
+  const { loadConfig } = await import('../../../core/config.ts');
+  const { builtinPlugins } = await import('../../../core/builtins.ts');
+  const { readFileSync } = await import('node:fs');
+  const text = readFileSync(new URL('../../../plugins/outputs/alerting/testdata/readme-sample.yaml', import.meta.url), 'utf8');
+  const cfg = await loadConfig('readme-sample.yaml', { builtins: builtinPlugins, env: { SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T/B/X', SMTP_PASSWORD: 'x' }, text });
+  const options = cfg.outputs.find((o) => o.type === 'alerting')!.options as { rules: unknown[]; notifiers: unknown[] };
+  assert.equal(options.rules.length, 3);
+  assert.equal(options.notifiers.length, 3);
+  const validate = ruleValidator();
+  for (const r of options.rules) compileRule(validate(r));
+});
