@@ -39,6 +39,7 @@ export class Agent {
       authToken: config.agent.http.auth_token,
       log: this.log.child('http'),
       policies: httpPolicies(config),
+      starting: true,
     });
     this.pipeline = new Pipeline({ http: this.http, log: this.log });
   }
@@ -51,6 +52,7 @@ export class Agent {
     try {
       await agent.pipeline.apply(config, { strict: true, shutdownMs: parseDuration(config.agent.shutdown_timeout) });
       await agent.http.ready();
+      agent.http.markStarted();
     } catch (err) {
       await agent.pipeline.stop(1000).catch(() => undefined);
       await agent.http.stop();

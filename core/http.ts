@@ -259,6 +259,8 @@ export interface AgentHttpOptions {
   authToken?: string;
   log: Logger;
   policies?: Partial<HttpPolicies>;
+  /** Answer 503 (not 404) to unknown routes until markStarted(): the agent listens before plugins mount theirs. */
+  starting?: boolean;
 }
 
 const VERSION: string = (() => {
@@ -387,6 +389,7 @@ interface Upgrade {
 
 export class AgentHttpServer implements HttpMount {
   private routes: CompiledRoute[] = [];
+  private starting: boolean;
   private upgrades = new Map<string, Upgrade>();
   private server?: http.Server;
   private authToken?: string;
@@ -401,6 +404,7 @@ export class AgentHttpServer implements HttpMount {
   readonly listen: string;
 
   constructor(opts: AgentHttpOptions) {
+    this.starting = opts.starting ?? false;
     this.listen = opts.listen;
     this.authToken = opts.authToken || undefined;
     this.log = opts.log;
@@ -510,6 +514,11 @@ export class AgentHttpServer implements HttpMount {
     await this.app();
   }
 
+  /** The pipeline has started: unknown routes answer 404 from now on (503 before). */
+  markStarted(): void {
+    this.starting = false;
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
@@ -614,6 +623,8 @@ export class AgentHttpServer implements HttpMount {
           .header('allow', allowed.join(', '))
           .send({ error: 'method_not_allowed', message: `${request.method} is not allowed on ${pathname} (allowed: ${allowed.join(', ')})` });
       }
+      // Plugins mount their routes while the pipeline starts: until then, "not yet" rather than "never".
+      if (this.starting) return reply.code(503).header('retry-after', '1').send({ error: 'unavailable', message: 'the agent is starting' });
       return reply.code(404).send({ error: 'not_found', message: `no route for ${request.method} ${pathname}` });
     });
 

@@ -247,3 +247,20 @@ test('reload of a changed output that mounts a route: the successor takes the ro
     await t.stop();
   }
 });
+
+test('while the pipeline starts, unknown routes answer 503 with Retry-After, then 404', async () => {
+  const { AgentHttpServer } = await import('../../core/http.ts');
+  const { createLogger } = await import('../../core/log.ts');
+  const http = new AgentHttpServer({ listen: '127.0.0.1:0', log: createLogger({ level: 'error' }), starting: true });
+  await http.start();
+  try {
+    const early = await fetch(`${http.url()}/api/query/duckdb`, { method: 'POST' });
+    assert.equal(early.status, 503);
+    assert.equal(early.headers.get('retry-after'), '1');
+    assert.equal((await fetch(`${http.url()}/health`)).status, 200);
+    http.markStarted();
+    assert.equal((await fetch(`${http.url()}/api/query/duckdb`, { method: 'POST' })).status, 404);
+  } finally {
+    await http.stop();
+  }
+});
