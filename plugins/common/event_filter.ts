@@ -23,7 +23,7 @@ const KEYS: Record<FilterKind, string[]> = {
 };
 
 /** Values as a list: "a,b", ["a","b"] or ["a,b","c"]; empty strings ignored. */
-function list(key: string, value: unknown): string[] {
+export function filterValues(key: string, value: unknown): string[] {
   const items = Array.isArray(value) ? value : [value];
   const out: string[] = [];
   for (const item of items) {
@@ -50,7 +50,7 @@ export function parseEventFilter(input: Record<string, unknown>, kind: FilterKin
   for (const [key, value] of Object.entries(input)) {
     if (value === undefined || value === null) continue;
     if (!allowed.includes(key)) throw new Error(`unknown filter "${key}" for ${kind}s (use ${allowed.join(', ')})`);
-    const values = list(key, value);
+    const values = filterValues(key, value);
     if (values.length === 0) continue;
     if (key === 'container') f.containers = new Set(values);
     else if (key === 'source') f.sources = new Set(values);

@@ -6,11 +6,11 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERROR_SCHEMA, errorResponse, readBody, sendJson, type JsonSchema, type Route, type RouteSchema } from '../../../core/http.ts';
-import { createAjv, formatPath } from '../../../core/config.ts';
+import { createAjv } from '../../../core/config.ts';
 import { parseDuration } from '../../../core/units.ts';
 import type { Alert } from './engine.ts';
 import { alertJson } from './notify.ts';
-import { RuleError } from './rules.ts';
+import { RuleError, validationReasons } from './rules.ts';
 import { RULE_SCHEMA, SEVERITIES, type RuleSpec, type Severity } from './schema.ts';
 
 export interface RuleView {
@@ -162,23 +162,7 @@ const TAGS = ['alerts'];
 type Validator = ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; keyword: string; message?: string; params: Record<string, unknown> }> | null };
 
 function reasonsOf(validate: Validator): string[] {
-  const out: string[] = [];
-  for (const e of validate.errors ?? []) {
-    const segments = e.instancePath.split('/').slice(1);
-    let where = formatPath(segments);
-    let why = e.message ?? 'is invalid';
-    if (e.keyword === 'additionalProperties') {
-      where = formatPath([...segments, String(e.params.additionalProperty)]);
-      why = 'is not a known key';
-    } else if (e.keyword === 'required') {
-      where = formatPath([...segments, String(e.params.missingProperty)]);
-      why = 'is required';
-    } else if (e.keyword === 'enum') why = `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
-    else if (e.keyword === 'format' && e.params.format === 'duration') why = 'must be a duration like "5m"';
-    const reason = where ? `${where} ${why}` : `the body ${why}`;
-    if (!out.includes(reason)) out.push(reason);
-  }
-  return out;
+  return validationReasons(validate.errors, 'the body');
 }
 
 function badRequest(res: ServerResponse, reasons: string[]): void {

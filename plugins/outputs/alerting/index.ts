@@ -26,6 +26,7 @@ import type { Output, PluginContext, PluginDefinition } from '../../../core/plug
 import { parseDuration, parseSize } from '../../../core/units.ts';
 import { ALERT_SINK, findProviders, type AlertRow, type AlertSink } from '../../common/providers.ts';
 import { WsHub, type OnSlow } from '../../common/ws_hub.ts';
+import { filterValues } from '../../common/event_filter.ts';
 import { alertRoutes, normaliseRuleBody, type AlertsBackend, type RuleView } from './api.ts';
 import { Engine, type Alert, type Seen, type Transition } from './engine.ts';
 import { alertJson, Dispatcher, metricName, type Status } from './notify.ts';
@@ -72,22 +73,12 @@ interface AlertFilter {
 
 const FILTER_KEYS = ['severity', 'min_severity', 'container', 'rule'];
 
-function list(key: string, value: unknown): string[] {
-  const items = Array.isArray(value) ? value : [value];
-  const out: string[] = [];
-  for (const item of items) {
-    if (typeof item !== 'string') throw new Error(`${key}: expected a string or a list of strings`);
-    for (const part of item.split(',')) if (part.trim()) out.push(part.trim());
-  }
-  return out;
-}
-
 export function parseAlertFilter(input: Record<string, unknown>): AlertFilter {
   const f: AlertFilter = {};
   for (const [key, value] of Object.entries(input)) {
     if (value === undefined || value === null) continue;
     if (!FILTER_KEYS.includes(key)) throw new Error(`unknown filter "${key}" for alerts (use ${FILTER_KEYS.join(', ')})`);
-    const values = list(key, value);
+    const values = filterValues(key, value);
     if (values.length === 0) continue;
     const sev = (v: string) => {
       if (!(SEVERITIES as readonly string[]).includes(v)) throw new Error(`${key}: unknown severity "${v}" (one of ${SEVERITIES.join(', ')})`);

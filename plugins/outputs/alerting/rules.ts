@@ -18,6 +18,33 @@ export class RuleError extends Error {
 
 type Validator = ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; keyword: string; message?: string; params: Record<string, unknown> }> | null };
 
+type AjvError = { instancePath: string; keyword: string; message?: string; params: Record<string, unknown> };
+
+/** ajv's errors as one sentence each ("threshold is required"), deduplicated; `subject` names the whole value. */
+export function validationReasons(errors: AjvError[] | null | undefined, subject: string): string[] {
+  const reasons: string[] = [];
+  for (const e of errors ?? []) {
+    if (e.keyword === 'if') continue;
+    const segments = e.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+    let where = formatPath(segments);
+    let why = e.message ?? 'is invalid';
+    if (e.keyword === 'additionalProperties') {
+      where = formatPath([...segments, String(e.params.additionalProperty)]);
+      why = 'is not a known key';
+    } else if (e.keyword === 'required') {
+      where = formatPath([...segments, String(e.params.missingProperty)]);
+      why = 'is required';
+    } else if (e.keyword === 'enum') {
+      why = `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    } else if (e.keyword === 'format') {
+      why = e.params.format === 'duration' ? 'must be a duration like "5m"' : e.params.format === 'regex' ? 'must be a valid regular expression' : why;
+    }
+    const reason = where ? `${where} ${why}` : `${subject} ${why}`;
+    if (!reasons.includes(reason)) reasons.push(reason);
+  }
+  return reasons;
+}
+
 /** A validator per plugin instance (no module-level state). */
 export function ruleValidator(): (raw: unknown) => RuleSpec {
   const ajv = createAjv();
@@ -25,26 +52,7 @@ export function ruleValidator(): (raw: unknown) => RuleSpec {
   return (raw) => {
     const data = structuredClone(raw);
     if (!validate(data)) {
-      const reasons: string[] = [];
-      for (const e of validate.errors ?? []) {
-        if (e.keyword === 'if') continue;
-        const segments = e.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
-        let where = formatPath(segments);
-        let why = e.message ?? 'is invalid';
-        if (e.keyword === 'additionalProperties') {
-          where = formatPath([...segments, String(e.params.additionalProperty)]);
-          why = 'is not a known key';
-        } else if (e.keyword === 'required') {
-          where = formatPath([...segments, String(e.params.missingProperty)]);
-          why = 'is required';
-        } else if (e.keyword === 'enum') {
-          why = `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
-        } else if (e.keyword === 'format') {
-          why = e.params.format === 'duration' ? 'must be a duration like "5m"' : e.params.format === 'regex' ? 'must be a valid regular expression' : why;
-        }
-        const reason = where ? `${where} ${why}` : `the rule ${why}`;
-        if (!reasons.includes(reason)) reasons.push(reason);
-      }
+      const reasons = validationReasons(validate.errors, 'the rule');
       throw new RuleError(reasons.length ? reasons : ['the rule is invalid']);
     }
     return data as RuleSpec;
