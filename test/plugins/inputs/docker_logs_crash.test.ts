@@ -33,7 +33,17 @@ export default {
   create(config) {
     let fh;
     return {
-      async start() { fh = await open(config.file, 'a'); },
+      async start() {
+        fh = await open(config.file, 'a+');
+        // A kill in the middle of a write leaves a torn last line (that batch was never
+        // acknowledged, so it comes again): start on a fresh line.
+        const { size } = await fh.stat();
+        if (size > 0) {
+          const last = Buffer.alloc(1);
+          await fh.read(last, 0, 1, size - 1);
+          if (last[0] !== 10) await fh.write('\\n');
+        }
+      },
       async write(events, ctx) {
         let text = '';
         events.forEach((e, i) => {
@@ -57,12 +67,23 @@ interface Rec {
   o: string;
 }
 
+/**
+ * The records on disk. A line that does not parse is a write cut short: either
+ * the one in progress right now, or one torn by a kill (never acknowledged, so
+ * its events come again) — neither is a delivered record.
+ */
 function readRecords(file: string): Rec[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l)
-    .map((l) => JSON.parse(l) as Rec);
+  const out: Rec[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    try {
+      out.push(JSON.parse(line) as Rec);
+    } catch {
+      /* a torn or in-progress write */
+    }
+  }
+  return out;
 }
 
 const BATCH = 100;
