@@ -24,6 +24,7 @@ import {
   type ContainerFilterConfig,
   type DockerConnectionConfig,
 } from '../../common/docker.ts';
+import type { LiveContainer } from '../../common/providers.ts';
 
 export interface DockerStatsConfig extends DockerConnectionConfig, ContainerFilterConfig {
   stats_timeout: string;
@@ -52,18 +53,12 @@ export interface ContainerStats {
   pids: number;
 }
 
-/** One container in the live view (containers()). */
-export interface ContainerView {
-  id: string;
-  name: string;
-  image: string;
-  /** created, running, paused, restarting, exited, dead. */
-  state: string;
-  /** Docker's human status, e.g. "Up 3 minutes (healthy)". */
-  status: string;
-  /** Creation time, seconds since the epoch. */
-  created: number;
-  labels: Record<string, string>;
+/**
+ * One container in the live view (containers()): the CONTAINERS capability's
+ * shape (plugins/common/providers.ts), with the full sample; extending it makes the
+ * compiler check that this input still offers what the REST API reads.
+ */
+export interface ContainerView extends LiveContainer {
   /** The latest sample of the last gather, when the container was running then. */
   stats?: ContainerStats & { restart_count: number; uptime_seconds: number; health?: string };
 }
