@@ -150,6 +150,22 @@ export function newAlertId(): string {
   return randomBytes(8).toString('hex');
 }
 
+/** The lifecycle fields of an alert nobody has resolved, acknowledged or notified yet. */
+function freshLifecycle(now: number) {
+  return {
+    last_evaluated_at: now,
+    resolved_at: null,
+    cleared_at: null,
+    acknowledged: false,
+    acknowledged_by: null,
+    acknowledged_at: null,
+    notes: null,
+    notified_at: null,
+    notifications: {},
+    updated_at: now,
+  } satisfies Partial<Alert>;
+}
+
 export class Engine {
   private rules = new Map<string, RuleState>();
   /** rule name (or CUSTOM) → series → pending/firing alert. */
@@ -505,16 +521,7 @@ export class Engine {
       threshold,
       active_at: now,
       started_at: null,
-      last_evaluated_at: now,
-      resolved_at: null,
-      cleared_at: null,
-      acknowledged: false,
-      acknowledged_by: null,
-      acknowledged_at: null,
-      notes: null,
-      notified_at: null,
-      notifications: {},
-      updated_at: now,
+      ...freshLifecycle(now),
     };
     a.labels = this.labelsFor(rule, a.tags);
     a.message = renderTemplate(spec.message || defaultMessage(spec), this.vars(rule, a, metric));
@@ -627,17 +634,8 @@ export class Engine {
       threshold: input.threshold_value ?? null,
       active_at: now,
       started_at: now,
-      last_evaluated_at: now,
-      resolved_at: null,
-      cleared_at: null,
-      acknowledged: false,
-      acknowledged_by: null,
-      acknowledged_at: null,
-      notes: null,
-      notified_at: null,
-      notifications: {},
+      ...freshLifecycle(now),
       resolve_at: now + (input.resolve_after_ms ?? this.opts.customResolveMs),
-      updated_at: now,
     };
     let custom = this.active.get(CUSTOM);
     if (!custom) {
