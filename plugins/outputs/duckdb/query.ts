@@ -5,6 +5,7 @@
 // Results come back as JSON-safe rows and can be printed as a table, CSV or JSON.
 
 import { DuckDBTypeId, StatementType, type DuckDBConnection, type DuckDBType } from '@duckdb/node-api';
+import { interruptGuard } from '../../common/interrupt_guard.ts';
 
 export class QueryError extends Error {
   override name = 'QueryError';
@@ -99,12 +100,7 @@ function converterFor(type: DuckDBType): Convert | undefined {
 export async function runReadQuery(conn: DuckDBConnection, sql: string, opts: QueryOptions): Promise<QueryResult> {
   const started = performance.now();
   await assertReadOnly(conn, sql);
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    conn.interrupt();
-  }, opts.timeoutMs);
-  timer.unref();
+  const guard = interruptGuard(conn, opts.timeoutMs);
   await conn.run('BEGIN TRANSACTION READ ONLY');
   try {
     const reader = await conn.streamAndReadUntil(sql, opts.maxRows + 1);
@@ -124,10 +120,10 @@ export async function runReadQuery(conn: DuckDBConnection, sql: string, opts: Qu
     }
     return { columns, rows, row_count: rows.length, truncated, elapsed_ms: Math.round(performance.now() - started) };
   } catch (err) {
-    if (timedOut) throw new QueryError(`the query ran longer than ${opts.timeoutMs} ms and was interrupted`, 408);
+    if (guard.timedOut) throw new QueryError(`the query ran longer than ${opts.timeoutMs} ms and was interrupted`, 408);
     throw new QueryError(duckdbMessage(err));
   } finally {
-    clearTimeout(timer);
+    guard.release();
     await conn.run('ROLLBACK').catch(() => undefined);
   }
 }

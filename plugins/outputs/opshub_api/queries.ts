@@ -6,6 +6,7 @@ import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import { HttpError } from '../../../core/http.ts';
 import { errorMessage } from '../../../core/log.ts';
 import type { SqlStore } from '../../common/providers.ts';
+import { interruptGuard } from '../../common/interrupt_guard.ts';
 
 const NS_PER_MS = 1_000_000n;
 export const msToNs = (ms: number): bigint => BigInt(Math.floor(ms)) * NS_PER_MS;
@@ -38,22 +39,14 @@ export interface ReadOptions {
 export async function withReader<T>(store: SqlStore, opts: ReadOptions, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
   if (!store.isOpen) throw new HttpError(503, 'unavailable', 'the store (outputs.duckdb) is not open');
   return store.read(async (conn) => {
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      conn.interrupt();
-    }, opts.timeoutMs);
-    timer.unref();
-    const onAbort = () => conn.interrupt();
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const guard = interruptGuard(conn, opts.timeoutMs, opts.signal);
     try {
       return await fn(conn);
     } catch (err) {
-      if (timedOut) throw new HttpError(503, 'timeout', `the query ran longer than ${opts.timeoutMs} ms and was interrupted`);
+      if (guard.timedOut) throw new HttpError(503, 'timeout', `the query ran longer than ${opts.timeoutMs} ms and was interrupted`);
       throw err;
     } finally {
-      clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
+      guard.release();
     }
   });
 }
