@@ -365,14 +365,3 @@ function checkMatchRegexes(resolved: Record<string, PluginInstanceConfig[]>, loc
   }
 }
 
-/** Validates text without building anything; returns the issues (empty when valid). */
-export async function checkConfig(file: string, opts: LoadOptions): Promise<ConfigIssue[]> {
-  try {
-    await loadConfig(file, opts);
-    return [];
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues;
-    throw err;
-  }
-}
-

@@ -115,9 +115,3 @@ export function eventToJSON(event: Event): Record<string, unknown> {
   for (const [k, v] of Object.entries(event.fields)) fields[k] = typeof v === 'bigint' ? Number(v) : v;
   return { kind: 'metric', timestamp: formatNs(event.timestamp), name: event.name, type: event.type, tags: event.tags, fields };
 }
-
-/** Rough in-memory size, for byte-based batching. */
-export function approxEventBytes(event: Event): number {
-  if (event.kind === 'log') return 64 + event.message.length + event.source.length;
-  return 64 + event.name.length + Object.keys(event.fields).length * 16;
-}
