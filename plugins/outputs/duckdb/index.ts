@@ -24,6 +24,7 @@ export interface DuckdbConfig {
   archive_mode: 'daily' | 'daily-tar' | 'per-container';
   checkpoint_interval: string;
   memory_limit: string | number;
+  wal_size: string | number;
   threads: number;
   retention: {
     enabled: boolean;
@@ -103,6 +104,7 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
   const store = new Store({
     file,
     memoryLimit: `${parseSize(config.memory_limit)}B`,
+    walSize: `${parseSize(config.wal_size)}B`,
     threads: config.threads || undefined,
     warn: (key, message) => ctx.log.once(key, 'warn', message),
   });
@@ -241,6 +243,13 @@ export const duckdb: PluginDefinition<DuckdbConfig> = {
       },
       checkpoint_interval: { type: 'string', format: 'duration', default: '5m', description: 'How often the write-ahead log is folded into the database file (CHECKPOINT); also done at shutdown. "0" turns the schedule off.' },
       memory_limit: { type: ['string', 'integer'], format: 'size', default: '1GiB', description: "DuckDB's memory limit for this database." },
+      wal_size: {
+        type: ['string', 'integer'],
+        format: 'size',
+        default: '128MiB',
+        description:
+          "Size the write-ahead log may reach before DuckDB checkpoints by itself (DuckDB's checkpoint_threshold). Larger means fewer checkpoints, each compressing more rows at once: less CPU per line at high rates (16MiB, DuckDB's default, costs about a fifth more), and a longer WAL replay after a crash.",
+      },
       threads: { type: 'integer', minimum: 0, default: 0, description: "DuckDB's worker threads; 0 leaves DuckDB's default (one per core)." },
       retention: {
         type: 'object',

@@ -6,7 +6,8 @@
 
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { DuckDBInstance, DuckDBTimestampValue, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { ChunkAppender, type ColumnSpec } from './chunk_appender.ts';
 import type { Event, LogEvent, MetricEvent } from '../../../core/events.ts';
 import type { Checkpoint, WriteContext } from '../../../core/plugin.ts';
 import { PermanentError, RetryableError } from '../../../core/plugin.ts';
@@ -16,6 +17,8 @@ import { SCHEMA_VERSION, TABLES_DDL, VIEWS } from './schema.ts';
 export interface StoreOptions {
   file: string;
   memoryLimit?: string;
+  /** DuckDB's checkpoint_threshold: the WAL size that triggers an automatic checkpoint. */
+  walSize?: string;
   threads?: number;
   /** Diagnostics (the plugin's logger). */
   warn: (key: string, message: string) => void;
@@ -30,6 +33,8 @@ export interface WriteStats {
 }
 
 const posKey = (input: string, key: string) => `${input}\u0000${key}`;
+/** Superseded position rows are dropped at every CHECKPOINT, and after this many saves when checkpoints are off. */
+const COMPACT_POSITIONS_EVERY = 10_000;
 
 /** Shallow equality of two label sets (inputs often build a fresh but equal object per line). */
 function sameLabels(a: Record<string, string>, b: Record<string, string> | undefined): boolean {
@@ -90,6 +95,38 @@ export function attributesJson(attrs: Record<string, unknown>, keys: Map<string,
   return out === '' ? '{}' : `${out}}`;
 }
 
+// Column order and types of the tables in schema.ts; `repeats` marks values that recur row after row.
+const LOG_COLUMNS: ColumnSpec[] = [
+  { type: 'TIMESTAMP' },
+  { type: 'BIGINT' },
+  { type: 'VARCHAR', repeats: true }, // source
+  { type: 'VARCHAR', repeats: true }, // container_name
+  { type: 'VARCHAR', repeats: true }, // container_id
+  { type: 'VARCHAR' }, // level
+  { type: 'VARCHAR', repeats: true }, // category
+  { type: 'VARCHAR' }, // message
+  { type: 'JSON', repeats: true }, // labels
+  { type: 'JSON' }, // attributes
+];
+const ACTIVITY_COLUMNS: ColumnSpec[] = [
+  { type: 'TIMESTAMP' },
+  { type: 'BIGINT' },
+  ...['username', 'user_id', 'email', 'model', 'action', 'session_id', 'ip_address', 'user_agent', 'source', 'container_name'].map(() => ({ type: 'VARCHAR' as const, repeats: true })),
+  { type: 'VARCHAR' }, // level
+  { type: 'VARCHAR' }, // message
+  { type: 'JSON' }, // metadata
+];
+const METRIC_COLUMNS: ColumnSpec[] = [
+  { type: 'TIMESTAMP' },
+  { type: 'BIGINT' },
+  { type: 'VARCHAR', repeats: true }, // name
+  { type: 'VARCHAR', repeats: true }, // field
+  { type: 'DOUBLE' },
+  { type: 'VARCHAR' }, // value_text
+  { type: 'VARCHAR' }, // type
+  { type: 'JSON', repeats: true }, // tags
+];
+
 function str(v: unknown): string | undefined {
   if (typeof v === 'string') return v === '' ? undefined : v;
   if (typeof v === 'number' || typeof v === 'bigint') return String(v);
@@ -110,6 +147,8 @@ export class Store {
   private writer?: DuckDBConnection;
   private committed = new Map<string, string>();
   private committedStale = true;
+  /** Position rows saved since the last compaction. */
+  private positionRows = 0;
   private chain: Promise<unknown> = Promise.resolve();
   private queries = new Set<DuckDBConnection>();
   private closed = false;
@@ -141,10 +180,12 @@ export class Store {
     const options: Record<string, string> = {};
     if (this.opts.memoryLimit) options.memory_limit = this.opts.memoryLimit;
     if (this.opts.threads) options.threads = String(this.opts.threads);
+    if (this.opts.walSize) options.checkpoint_threshold = this.opts.walSize;
     this.instance = await DuckDBInstance.fromCache(this.opts.file, options);
     const conn = await this.instance.connect();
     try {
       for (const ddl of TABLES_DDL) await conn.run(ddl);
+      await compactPositions(conn);
       await conn.run(`DELETE FROM _opshub_meta WHERE "key" = 'schema_version'`);
       await conn.run(`INSERT INTO _opshub_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
       for (const [name, sql] of VIEWS) {
@@ -181,7 +222,9 @@ export class Store {
   /** The committed position of every (input, key), as inputs may want to read it. */
   async positions(): Promise<Checkpoint[]> {
     return this.exclusive(async () => {
-      const reader = await this.connection.runAndReadAll(`SELECT input, "key", value, "order" FROM _opshub_positions ORDER BY input, "key"`);
+      const reader = await this.connection.runAndReadAll(
+        `SELECT input, "key", arg_max(value, "order"), max("order") FROM _opshub_positions GROUP BY input, "key" ORDER BY input, "key"`,
+      );
       return (reader.getRows() as Array<[string, string, string, string]>).map(([input, key, value, order]) => ({ input, key, value: JSON.parse(value), order }));
     });
   }
@@ -198,43 +241,58 @@ export class Store {
     const stats: WriteStats = { logs: 0, metrics: 0, activity: 0, skipped: 0 };
     const positions = ctx.positions;
     const committed = this.committed;
-    let logs: DuckDBAppender | undefined;
-    let metrics: DuckDBAppender | undefined;
-    let activity: DuckDBAppender | undefined;
+    let logs: ChunkAppender | undefined;
+    let metrics: ChunkAppender | undefined;
+    let activity: ChunkAppender | undefined;
+    let lastInput: string | undefined;
+    let lastKey: string | undefined;
+    let lastDone: string | undefined;
     await conn.run('BEGIN TRANSACTION');
     try {
       for (let i = 0; i < events.length; i++) {
         const p = positions[i];
         if (p !== undefined && committed.size > 0) {
-          const done = committed.get(posKey(p.input, p.key));
-          if (done !== undefined && p.order <= done) {
+          // Runs of lines from one container share a key: look it up once per run.
+          if (p.input !== lastInput || p.key !== lastKey) {
+            lastInput = p.input;
+            lastKey = p.key;
+            lastDone = committed.get(posKey(p.input, p.key));
+          }
+          if (lastDone !== undefined && p.order <= lastDone) {
             stats.skipped++;
             continue;
           }
         }
         const e = events[i]!;
         if (e.kind === 'log') {
-          logs ??= await conn.createAppender('opshub_logs');
+          logs ??= new ChunkAppender(await conn.createAppender('opshub_logs'), LOG_COLUMNS);
           const attrsJson = this.appendLog(logs, e);
           stats.logs++;
           if (namesSomeone(e)) {
-            activity ??= await conn.createAppender('opshub_activity');
+            activity ??= new ChunkAppender(await conn.createAppender('opshub_activity'), ACTIVITY_COLUMNS);
             appendActivity(activity, e, attrsJson);
             stats.activity++;
           }
         } else {
-          metrics ??= await conn.createAppender('opshub_metrics');
+          metrics ??= new ChunkAppender(await conn.createAppender('opshub_metrics'), METRIC_COLUMNS);
           stats.metrics += appendMetric(metrics, e);
         }
       }
-      logs?.closeSync();
-      metrics?.closeSync();
-      activity?.closeSync();
+      logs?.close();
+      metrics?.close();
+      activity?.close();
       const moved = ctx.checkpoints.filter((cp) => {
         const done = committed.get(posKey(cp.input, cp.key));
         return done === undefined || cp.order > done;
       });
-      if (moved.length) await savePositions(conn, moved);
+      if (moved.length) {
+        await savePositions(conn, moved);
+        this.positionRows += moved.length;
+        if (this.positionRows >= COMPACT_POSITIONS_EVERY) {
+          await compactPositions(conn);
+          this.positionRows = 0;
+        }
+      }
       await conn.run('COMMIT');
       for (const cp of moved) committed.set(posKey(cp.input, cp.key), cp.order);
       return stats;
@@ -242,7 +300,6 @@ export class Store {
       for (const a of [logs, metrics, activity]) {
         try {
           a?.clear();
-          a?.closeSync();
         } catch {
           /* the transaction is rolled back below */
         }
@@ -256,31 +313,27 @@ export class Store {
   }
 
   /** Appends one log row; returns the attributes' JSON for reuse. */
-  private appendLog(a: DuckDBAppender, e: LogEvent): string {
+  private appendLog(a: ChunkAppender, e: LogEvent): string {
     const ts = e.timestamp;
-    a.appendTimestamp(new DuckDBTimestampValue(ts / 1000n));
-    a.appendBigInt(ts);
-    a.appendVarchar(e.source);
+    a.int64(0, ts / 1000n);
+    a.int64(1, ts);
+    a.text(2, e.source);
     const labels = e.labels;
     const attrs = e.attributes;
-    const container = labels.container_name ?? labels.container;
-    if (container !== undefined) a.appendVarchar(container);
-    else a.appendNull();
+    a.optionalText(3, labels.container_name ?? labels.container);
     const containerId = labels.container_id ?? attrs.container_id;
-    if (typeof containerId === 'string') a.appendVarchar(containerId);
-    else a.appendNull();
-    a.appendVarchar(e.level);
+    a.optionalText(4, typeof containerId === 'string' ? containerId : undefined);
+    a.text(5, e.level);
     const category = attrs.category;
-    if (typeof category === 'string') a.appendVarchar(category);
-    else a.appendNull();
-    a.appendVarchar(e.message);
+    a.optionalText(6, typeof category === 'string' ? category : undefined);
+    a.text(7, e.message);
     if (labels !== this.lastLabels && !sameLabels(labels, this.lastLabels)) {
       this.lastLabels = labels;
       this.lastLabelsJson = isEmpty(labels) ? '{}' : toJson(labels);
     }
-    a.appendVarchar(this.lastLabelsJson);
+    a.text(8, this.lastLabelsJson);
     const attrsJson = attributesJson(attrs, this.keys);
-    a.appendVarchar(attrsJson);
+    a.text(9, attrsJson);
     a.endRow();
     return attrsJson;
   }
@@ -294,6 +347,7 @@ export class Store {
   async checkpoint(): Promise<void> {
     await this.exclusive(async () => {
       if (this.writer) {
+        await compactPositions(this.writer);
         await this.writer.run('CHECKPOINT');
         this.lastCheckpointMs = Date.now();
       }
@@ -355,6 +409,7 @@ export class Store {
       this.closed = true;
       if (this.writer) {
         try {
+          await compactPositions(this.writer);
           await this.writer.run('CHECKPOINT');
         } catch (err) {
           this.opts.warn('checkpoint', `CHECKPOINT at shutdown failed (the WAL is replayed at the next start): ${duckdbMessage(err)}`);
@@ -371,77 +426,73 @@ export function namesSomeone(e: LogEvent): boolean {
   return a.category === 'session' || str(a.username) !== undefined || str(a.user_id) !== undefined || str(a.email) !== undefined;
 }
 
-function appendOpt(a: DuckDBAppender, v: unknown): void {
-  const s = str(v);
-  if (s === undefined) a.appendNull();
-  else a.appendVarchar(s);
-}
-
-function appendActivity(a: DuckDBAppender, e: LogEvent, attrsJson: string): void {
+function appendActivity(a: ChunkAppender, e: LogEvent, attrsJson: string): void {
   const at = e.attributes;
-  a.appendTimestamp(new DuckDBTimestampValue(e.timestamp / 1000n));
-  a.appendBigInt(e.timestamp);
-  appendOpt(a, at.username);
-  appendOpt(a, at.user_id);
-  appendOpt(a, at.email);
-  appendOpt(a, at.model);
+  a.int64(0, e.timestamp / 1000n);
+  a.int64(1, e.timestamp);
+  a.optionalText(2, str(at.username));
+  a.optionalText(3, str(at.user_id));
+  a.optionalText(4, str(at.email));
+  a.optionalText(5, str(at.model));
   const action = str(at.action) ?? (at.category === 'session' ? 'session' : at.http_method !== undefined ? 'request' : str(at.category) ?? 'log');
-  a.appendVarchar(action);
-  appendOpt(a, at.session_id);
-  appendOpt(a, at.ip_address);
-  appendOpt(a, at.user_agent);
-  a.appendVarchar(e.source);
-  appendOpt(a, e.labels.container_name ?? e.labels.container);
-  a.appendVarchar(e.level);
-  a.appendVarchar(e.message);
-  a.appendVarchar(attrsJson);
+  a.text(6, action);
+  a.optionalText(7, str(at.session_id));
+  a.optionalText(8, str(at.ip_address));
+  a.optionalText(9, str(at.user_agent));
+  a.text(10, e.source);
+  a.optionalText(11, e.labels.container_name ?? e.labels.container);
+  a.text(12, e.level);
+  a.text(13, e.message);
+  a.text(14, attrsJson);
   a.endRow();
 }
 
 /** One row per field; returns how many. */
-function appendMetric(a: DuckDBAppender, m: MetricEvent): number {
-  const micros = new DuckDBTimestampValue(m.timestamp / 1000n);
+function appendMetric(a: ChunkAppender, m: MetricEvent): number {
+  const micros = m.timestamp / 1000n;
   const tags = isEmpty(m.tags) ? '{}' : toJson(m.tags);
   let n = 0;
   for (const field in m.fields) {
     const v = m.fields[field]!;
-    a.appendTimestamp(micros);
-    a.appendBigInt(m.timestamp);
-    a.appendVarchar(m.name);
-    a.appendVarchar(field);
-    if (typeof v === 'number') {
-      if (Number.isFinite(v)) a.appendDouble(v);
-      else a.appendNull();
-      a.appendNull();
-    } else if (typeof v === 'bigint') {
-      a.appendDouble(Number(v));
-      a.appendNull();
-    } else if (typeof v === 'boolean') {
-      a.appendDouble(v ? 1 : 0);
-      a.appendNull();
+    a.int64(0, micros);
+    a.int64(1, m.timestamp);
+    a.text(2, m.name);
+    a.text(3, field);
+    if (typeof v === 'string') {
+      a.null(4);
+      a.text(5, v);
     } else {
-      a.appendNull();
-      a.appendVarchar(v);
+      const x = typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : v ? 1 : 0;
+      if (Number.isFinite(x)) a.double(4, x);
+      else a.null(4);
+      a.null(5);
     }
-    a.appendVarchar(m.type);
-    a.appendVarchar(tags);
+    a.text(6, m.type);
+    a.text(7, tags);
     a.endRow();
     n++;
   }
   return n;
 }
 
+/**
+ * Appends the batch's positions. Rows are only ever added here (a DELETE per
+ * batch cost more than the rows' own append); the latest `order` of a key
+ * wins when read, and compactPositions() drops the superseded rows.
+ */
 async function savePositions(conn: DuckDBConnection, moved: Checkpoint[]): Promise<void> {
-  const keys: string[] = [];
   const rows: string[] = [];
   const values: string[] = [];
   for (const cp of moved) {
-    keys.push(posKey(cp.input, cp.key));
     const b = values.length;
     rows.push(`($${b + 1}, $${b + 2}, $${b + 3}::JSON, $${b + 4}, now()::TIMESTAMP)`);
     values.push(cp.input, cp.key, toJson(cp.value ?? null), cp.order);
   }
-  const list = keys.map((_, i) => `$${i + 1}`).join(', ');
-  await conn.run(`DELETE FROM _opshub_positions WHERE input || chr(0) || "key" IN (${list})`, keys);
   await conn.run(`INSERT INTO _opshub_positions VALUES ${rows.join(', ')}`, values);
+}
+
+/** Drops positions a later row of the same (input, key) supersedes. */
+async function compactPositions(conn: DuckDBConnection): Promise<void> {
+  await conn.run(`DELETE FROM _opshub_positions p USING (SELECT input, "key", max("order") AS latest FROM _opshub_positions GROUP BY ALL) l
+    WHERE p.input = l.input AND p."key" = l."key" AND p."order" < l.latest`);
 }

@@ -17,6 +17,7 @@ export const DUCKDB_DEFAULTS: DuckdbConfig = {
   archive_mode: 'daily',
   checkpoint_interval: '5m',
   memory_limit: '256MiB',
+  wal_size: '128MiB',
   threads: 1,
   retention: { enabled: false, active_days: 7, archive_days: 30, purge_days: 90, interval: '1h' },
   query: { enabled: true, max_rows: 10000, timeout: '30s' },

@@ -171,7 +171,7 @@ outputs:
       ['gpu', 3],
       ['model_load', 3],
     ]);
-    assert.deepEqual(await q(`SELECT count(*) FROM _opshub_positions`), [[6]]);
+    assert.deepEqual(await q(`SELECT count(DISTINCT (input, "key")) FROM _opshub_positions`), [[6]]);
   } finally {
     await t.stop();
   }
