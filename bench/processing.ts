@@ -108,7 +108,7 @@ const cpu = process.cpuUsage(cpu0);
 const dbBytes = statSync(path.join(tmp, 'opshub.duckdb')).size;
 rmSync(tmp, { recursive: true, force: true });
 
-const rate = LINES / seconds; console.log((globalThis as any).T);
+const rate = LINES / seconds;
 const fmt = (x: number) => Math.round(x).toLocaleString('en');
 console.log(`lines: ${fmt(LINES)} of ${avgBytes.toFixed(0)} bytes on average, batches of ${fmt(BATCH)}, DuckDB threads=1`);
 console.log(`classify + extract + DuckDB append: ${fmt(rate)} lines/s (${((rate * avgBytes) / 2 ** 20).toFixed(1)} MiB/s)`);
