@@ -7,7 +7,7 @@
 // (LINES=1000000 BATCH=10000 to change the run).
 
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AgentHttpServer } from '../core/http.ts';
@@ -17,22 +17,14 @@ import type { LogEvent } from '../core/events.ts';
 import { createRegexClassifier } from '../plugins/processors/regex_classifier/index.ts';
 import { createUserExtraction } from '../plugins/processors/user_extraction/index.ts';
 import { createDuckdb } from '../plugins/outputs/duckdb/index.ts';
+import { variedLines } from './support/flood.ts';
 
 const LINES = Number(process.env.LINES ?? 1_000_000);
 const BATCH = Number(process.env.BATCH ?? 10000);
 
-// A pool of distinct lines built from the classifier's real-looking samples, varied so they do not repeat.
-const dir = path.resolve(import.meta.dirname, '../plugins/processors/regex_classifier/testdata');
-const samples = readdirSync(dir)
-  .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean).map((line) => ({ container: f.replace('.log', ''), line })))
-  .filter((s) => s.line.length >= 100 && s.line.length <= 260); // about 150 bytes on average, as the target says
+// Distinct lines of about 150 bytes on average, as the target says, built from the classifier's samples.
 const POOL = 20_000;
-const pool: Array<{ container: string; line: string }> = [];
-for (let i = 0; i < POOL; i++) {
-  const s = samples[i % samples.length]!;
-  const n = String(i);
-  pool.push({ container: s.container, line: s.line.replace(/\d{2}(?=\D*$)/, n.slice(-2).padStart(2, '0')).replace(/:(\d)\d/, `:$1${i % 10}`) });
-}
+const pool = variedLines(POOL, 100, 260);
 const avgBytes = pool.reduce((a, p) => a + Buffer.byteLength(p.line), 0) / pool.length;
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'opshub-bench-'));

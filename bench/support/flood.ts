@@ -1,0 +1,103 @@
+// A bench input that emits realistic container lines (the classifier's
+// samples) as fast as the pipeline acknowledges them, or at a set rate, with
+// at most `maxPending` lines unacknowledged (so a slow output throttles it,
+// as a real input would be).
+
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { makeLog, nowNs, type LogEvent } from '../../core/events.ts';
+import type { Accumulator, PluginDefinition, ServiceInput } from '../../core/plugin.ts';
+
+export interface FloodOptions {
+  /** Lines per second; 0: as fast as they are acknowledged. */
+  rate?: number;
+  /** Keep lines of this many characters. */
+  minLength?: number;
+  maxLength?: number;
+  maxPending?: number;
+  /** Lines per emit. */
+  chunk?: number;
+  /** Vary the samples into this many distinct lines (0: the samples as they are). */
+  distinct?: number;
+}
+
+/**
+ * `count` distinct lines built from the classifier's real-looking samples
+ * (its testdata), numbers varied so they do not repeat, with the container
+ * each came from.
+ */
+export function variedLines(count: number, minLength: number, maxLength: number): Array<{ container: string; line: string }> {
+  const samples = sampleLines(minLength, maxLength);
+  const pool: Array<{ container: string; line: string }> = [];
+  for (let i = 0; i < count; i++) {
+    const s = samples[i % samples.length]!;
+    const n = String(i);
+    pool.push({ container: s.container, line: s.line.replace(/\d{2}(?=\D*$)/, n.slice(-2).padStart(2, '0')).replace(/:(\d)\d/, `:$1${i % 10}`) });
+  }
+  return pool;
+}
+
+/** The classifier's real-looking lines, with the container each came from. */
+export function sampleLines(minLength: number, maxLength: number): Array<{ container: string; line: string }> {
+  const dir = path.resolve(import.meta.dirname, '../../plugins/processors/regex_classifier/testdata');
+  return readdirSync(dir)
+    .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean).map((line) => ({ container: f.replace('.log', ''), line })))
+    .filter((s) => s.line.length >= minLength && s.line.length <= maxLength);
+}
+
+export function floodInput(opts: FloodOptions = {}): PluginDefinition {
+  const rate = opts.rate ?? 0;
+  const maxPending = opts.maxPending ?? 40_000;
+  const chunk = opts.chunk ?? 1000;
+  const min = opts.minLength ?? 60;
+  const max = opts.maxLength ?? 300;
+  const pool = opts.distinct ? variedLines(opts.distinct, min, max) : sampleLines(min, max);
+  return {
+    kind: 'service_input',
+    type: 'flood',
+    description: 'Bench input: emits container lines as fast as they are acknowledged.',
+    schema: { type: 'object', additionalProperties: false, properties: {} },
+    create: (): ServiceInput => {
+      let stopped = false;
+      let pending = 0;
+      let seq = 0;
+      let acc: Accumulator;
+      let timer: NodeJS.Timeout | undefined;
+      let budget = 0;
+      let last = performance.now();
+      const pump = () => {
+        if (rate > 0) {
+          const now = performance.now();
+          budget = Math.min(rate, budget + ((now - last) / 1000) * rate);
+          last = now;
+        }
+        while (!stopped && pending < maxPending && (rate === 0 || budget >= chunk)) {
+          budget -= chunk;
+          const events: LogEvent[] = [];
+          for (let i = 0; i < chunk; i++) {
+            const s = pool[seq++ % pool.length]!;
+            events.push(makeLog({ timestamp: nowNs(), source: s.container, message: s.line, labels: { container: s.container, stream: 'stdout' } }));
+          }
+          pending += chunk;
+          acc.emitTracked(events, {
+            onDelivered: () => {
+              pending -= chunk;
+              setImmediate(pump);
+            },
+          });
+        }
+      };
+      return {
+        async start(a) {
+          acc = a;
+          setImmediate(pump);
+          if (rate > 0) timer = setInterval(pump, 10);
+        },
+        async stop() {
+          stopped = true;
+          clearInterval(timer);
+        },
+      };
+    },
+  };
+}
