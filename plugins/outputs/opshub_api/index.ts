@@ -18,6 +18,7 @@ import { CONTAINERS, findProviders, STORE, type LiveContainer, type SqlStore } f
 import { containerStatus, formatPeriod, iso, isoNs, round } from './format.ts';
 import { HealthChecker } from './health.ts';
 import { Coalescer, requestKey, Semaphore } from './sharing.ts';
+import { MatchCounts } from './match_counts.ts';
 import { FollowHub, LatestMetrics, PERFORMANCE_NAMES, type Sample } from './live.ts';
 import {
   errorSummary,
@@ -101,6 +102,9 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
   // quick read (a tail, a series) waits behind at most one of them.
   const heavy = new Semaphore(Math.max(1, config.max_concurrent_queries - 1));
   const sharing = new Coalescer();
+  /** Search counts kept per store (see match_counts.ts). */
+  const matchCounts = new WeakMap<SqlStore, MatchCounts>();
+  const matchCountsOf = (s: SqlStore) => matchCounts.get(s) ?? matchCounts.set(s, new MatchCounts()).get(s)!;
   const aggregateTtlMs = parseDuration(config.aggregate_cache);
   /** A read of its own for this request (aborted with it). */
   const read = <T>(r: RouteRequest, fn: Parameters<typeof withReader<T>>[2]) => {
@@ -356,9 +360,10 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
         const { fromMs, toMs } = window(q, Date.now());
         const query = typeof q.query === 'string' && q.query !== '' ? q.query : undefined;
         const limit = Number(q.limit);
+        const counts = matchCountsOf(store());
         return shared(r, 0, async (read) => {
         const found = await read((conn) =>
-          searchLogs(conn, { fromMs, toMs, query, regex: q.regex === true, container: q.container || undefined, level: levelOf(q.level), limit }),
+          searchLogs(conn, { fromMs, toMs, query, regex: q.regex === true, container: q.container || undefined, level: levelOf(q.level), limit }, counts),
         );
         return {
           results: found.rows.map((row) => {

@@ -1,0 +1,101 @@
+// Search counts kept between requests. `count` must be every match in the
+// window, so a search reads the message of every line its level and
+// container let through; over a day that is most of its cost. The lines of
+// a stretch of time that has passed rarely change, so their count is kept,
+// and a later search over an overlapping window (a dashboard polling the
+// same search, the window sliding with the clock) reads the messages of
+// only what it has not counted yet: the newest seconds, the window's first
+// partial hour, and stretches whose lines changed.
+//
+// A kept count is trusted only while the lines the search selects in its
+// stretch are the same as when it was counted: same number and same sum of
+// timestamps, checked on every search with a read of the timestamp and
+// level columns only. Lines are only appended or deleted, never updated,
+// so a late line or a retention delete shows in one or the other.
+//
+// Counts are taken per BUCKET_NS of time and kept once the bucket ended
+// SETTLE_NS ago (lines still on their way would change it); adjacent kept
+// buckets merge up to a clock hour, so a day is about 24 spans.
+
+export const BUCKET_NS = 10_000_000_000n;
+export const SETTLE_NS = 5_000_000_000n;
+const HOUR_NS = 3_600_000_000_000n;
+
+/** A counted stretch [from, to): the lines the search selects (level, container), their timestamps' sum, the text matches among them. */
+export interface Counted {
+  from: bigint;
+  to: bigint;
+  lines: number;
+  tsSum: bigint;
+  matches: number;
+}
+
+/** Floor division, also below the epoch. */
+export const bucketOf = (ns: bigint, size = BUCKET_NS): bigint => (ns >= 0n ? ns / size : (ns - size + 1n) / size);
+
+/** Runs of spans that follow each other without a gap. */
+export function chains(spans: Counted[]): Counted[][] {
+  const runs: Counted[][] = [];
+  for (const s of spans) {
+    const last = runs.at(-1);
+    if (last && last.at(-1)!.to === s.from) last.push(s);
+    else runs.push([s]);
+  }
+  return runs;
+}
+
+/** The kept spans of one search: sorted, disjoint, none longer than the clock hour it lies in. */
+export class SearchCounts {
+  private spans: Counted[] = [];
+
+  constructor(private maxSpans = 20_000) {}
+
+  /** The spans wholly inside [from, to), oldest first. */
+  within(from: bigint, to: bigint): Counted[] {
+    return this.spans.filter((s) => s.from >= from && s.to <= to);
+  }
+
+  forget(gone: Set<Counted>): void {
+    if (gone.size) this.spans = this.spans.filter((s) => !gone.has(s));
+  }
+
+  /** Keeps newly counted spans (replacing any they overlap) and merges neighbours within a clock hour. */
+  add(fresh: Counted[]): void {
+    if (!fresh.length) return;
+    const overlaps = (s: Counted) => fresh.some((f) => s.from < f.to && f.from < s.to);
+    const all = [...this.spans.filter((s) => !overlaps(s)), ...fresh].sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : 0));
+    const merged: Counted[] = [];
+    for (const s of all) {
+      const last = merged.at(-1);
+      if (last && last.to === s.from && bucketOf(last.from, HOUR_NS) === bucketOf(s.to - 1n, HOUR_NS)) {
+        merged[merged.length - 1] = { from: last.from, to: s.to, lines: last.lines + s.lines, tsSum: last.tsSum + s.tsSum, matches: last.matches + s.matches };
+      } else merged.push(s);
+    }
+    this.spans = merged.length > this.maxSpans ? merged.slice(merged.length - this.maxSpans) : merged;
+  }
+
+  get size(): number {
+    return this.spans.length;
+  }
+}
+
+/** Kept counts per search (text, regex, level, container); the least recently used searches are forgotten first. */
+export class MatchCounts {
+  private bySearch = new Map<string, SearchCounts>();
+
+  constructor(private maxSearches = 256) {}
+
+  /** The kept counts of one search (created empty), marked as just used. */
+  of(key: string): SearchCounts {
+    let kept = this.bySearch.get(key);
+    if (kept) this.bySearch.delete(key);
+    else kept = new SearchCounts();
+    this.bySearch.set(key, kept);
+    while (this.bySearch.size > this.maxSearches) this.bySearch.delete(this.bySearch.keys().next().value!);
+    return kept;
+  }
+
+  get size(): number {
+    return this.bySearch.size;
+  }
+}

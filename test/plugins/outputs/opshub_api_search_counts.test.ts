@@ -1,0 +1,103 @@
+// /search/logs keeps the counts of time that has passed (match_counts.ts):
+// whatever the kept counts, `count` and `results` must equal a plain ILIKE
+// over the window, also after a late line lands in a counted hour, a line is
+// deleted there, and the window slides.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { TABLES_DDL } from '../../../plugins/outputs/duckdb/schema.ts';
+import { MatchCounts, SearchCounts, type Counted } from '../../../plugins/outputs/opshub_api/match_counts.ts';
+import { searchLogs, type SearchOptions } from '../../../plugins/outputs/opshub_api/queries.ts';
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const NOW = Date.UTC(2026, 10, 23, 12, 30, 7);
+const ns = (ms: number) => BigInt(ms) * 1_000_000n;
+
+async function store(): Promise<DuckDBConnection> {
+  const db = await DuckDBInstance.create(':memory:');
+  const conn = await db.connect();
+  for (const ddl of TABLES_DDL) await conn.run(ddl);
+  // A line every 7 s over 30 hours; every third an error, every fifth of them a TimeOut.
+  await conn.run(`INSERT INTO opshub_logs
+    SELECT make_timestamp(t // 1000), t, 'c' || (i % 3), 'c' || (i % 3), NULL, CASE WHEN i % 3 = 0 THEN 'error' ELSE 'info' END, NULL,
+           CASE WHEN i % 15 = 0 THEN 'db TimeOut after ' || i || ' ms' ELSE 'request ' || i || ' 100% done' END, '{}', '{}'
+      FROM (SELECT i, ${ns(NOW - 30 * HOUR)} + i * 7000000000 AS t FROM range(${Math.floor((30 * HOUR) / 7000)}) r(i))`);
+  return conn;
+}
+
+async function expected(conn: DuckDBConnection, o: SearchOptions): Promise<{ count: number; newest: string[] }> {
+  const where = [`timestamp_ns >= ${ns(o.fromMs)}`, `timestamp_ns < ${ns(o.toMs)}`];
+  if (o.level) where.push(`level = '${o.level}'`);
+  if (o.container) where.push(`container_name = '${o.container}'`);
+  const escaped = (o.query ?? '').replace(/[\\%_]/g, (c) => `\\${c}`).replaceAll("'", "''");
+  if (o.query && o.regex) where.push(`regexp_matches(message, '${o.query.replaceAll("'", "''")}', 'i')`);
+  else if (o.query) where.push(`message ILIKE '%${escaped}%' ESCAPE '\\'`);
+  const count = await conn.runAndReadAll(`SELECT count(*) FROM opshub_logs WHERE ${where.join(' AND ')}`);
+  const newest = await conn.runAndReadAll(`SELECT timestamp_ns FROM opshub_logs WHERE ${where.join(' AND ')} ORDER BY timestamp_ns DESC LIMIT ${o.limit}`);
+  return { count: Number(count.getRows()[0]![0]), newest: newest.getRows().map((r) => String(r[0])) };
+}
+
+async function same(conn: DuckDBConnection, counts: MatchCounts, o: SearchOptions, nowMs: number, what: string) {
+  const got = await searchLogs(conn, o, counts, nowMs);
+  const want = await expected(conn, o);
+  assert.equal(got.count, want.count, `${what}: count`);
+  assert.deepEqual(got.rows.map((r) => String(r.ns)), want.newest, `${what}: results`);
+}
+
+test('kept counts give the same count and results as reading every line, across late lines, deletes and a sliding window', async () => {
+  const conn = await store();
+  const counts = new MatchCounts();
+  const searches: Array<Omit<SearchOptions, 'fromMs' | 'toMs'>> = [
+    { query: 'timeout', regex: false, level: 'error', limit: 50 },
+    { query: '100%', regex: false, limit: 7 },
+    { query: 'TIMEOUT after 1', regex: false, container: 'c0', limit: 1000 },
+    { query: 'time ?out', regex: true, limit: 20 },
+    { regex: false, level: 'error', limit: 5 },
+  ];
+  const round = async (nowMs: number, what: string) => {
+    for (const s of searches) {
+      await same(conn, counts, { ...s, fromMs: nowMs - 24 * HOUR, toMs: nowMs }, nowMs, `${what} ${JSON.stringify(s)}`);
+    }
+  };
+  await round(NOW, 'first');
+  await round(NOW, 'again, from kept counts');
+  assert.ok(counts.size >= searches.length);
+
+  // A late TimeOut error in an hour counted long ago, and a deleted one in another.
+  await conn.run(`INSERT INTO opshub_logs VALUES (make_timestamp(${ns(NOW - 10 * HOUR) / 1000n}), ${ns(NOW - 10 * HOUR) + 1n}, 'c0', 'c0', NULL, 'error', NULL, 'late TimeOut after 1 ms', '{}', '{}')`);
+  await conn.run(`DELETE FROM opshub_logs WHERE rowid = (SELECT min(rowid) FROM opshub_logs WHERE message ILIKE '%timeout%' AND timestamp_ns > ${ns(NOW - 20 * HOUR)})`);
+  await round(NOW, 'after a late line and a delete');
+
+  // The window slides past an hour boundary while new lines arrive.
+  await conn.run(`INSERT INTO opshub_logs
+    SELECT make_timestamp(t // 1000), t, 'c0', 'c0', NULL, 'error', NULL, 'fresh timeout ' || i, '{}', '{}'
+      FROM (SELECT i, ${ns(NOW)} + i * 1000000000 AS t FROM range(3600) r(i))`);
+  await round(NOW + HOUR, 'an hour later');
+  await round(NOW + HOUR + 13_000, '13 s later');
+
+  // Windows on exact hour boundaries, shorter than a bucket, and a bad regex.
+  const hourStart = Math.floor(NOW / HOUR) * HOUR;
+  await same(conn, counts, { query: 'timeout', regex: false, level: 'error', limit: 50, fromMs: hourStart - 5 * HOUR, toMs: hourStart }, NOW, 'whole hours');
+  await same(conn, counts, { query: 'timeout', regex: false, level: 'error', limit: 50, fromMs: hourStart - 5 * HOUR, toMs: hourStart }, NOW, 'whole hours again');
+  await same(conn, counts, { query: 'request', regex: false, limit: 50, fromMs: NOW - 4000, toMs: NOW }, NOW, 'four seconds');
+  await assert.rejects(searchLogs(conn, { query: '(unclosed', regex: true, limit: 5, fromMs: NOW - HOUR, toMs: NOW }, counts, NOW), /not a valid regular expression/);
+});
+
+test('kept spans merge within a clock hour and are replaced by newer counts of the same time', () => {
+  const kept = new SearchCounts();
+  const span = (fromS: number, toS: number, matches: number): Counted => ({ from: BigInt(fromS) * 1_000_000_000n, to: BigInt(toS) * 1_000_000_000n, lines: matches, tsSum: BigInt(matches), matches });
+  kept.add([span(3590, 3600, 1), span(3600, 3610, 2), span(3610, 3620, 3)]);
+  // 3590..3600 ends one hour, 3600..3620 starts the next: two spans.
+  assert.deepEqual(
+    kept.within(0n, 10_000_000_000_000n).map((s) => [Number(s.from / 1_000_000_000n), Number(s.to / 1_000_000_000n), s.matches]),
+    [[3590, 3600, 1], [3600, 3620, 5]],
+  );
+  kept.add([span(3600, 3610, 7)]);
+  assert.deepEqual(
+    kept.within(0n, 10_000_000_000_000n).map((s) => [Number(s.from / 1_000_000_000n), Number(s.to / 1_000_000_000n), s.matches]),
+    [[3590, 3600, 1], [3600, 3610, 7]],
+  );
+  assert.deepEqual(kept.within(3_595_000_000_000n, 10_000_000_000_000n).length, 1);
+});
