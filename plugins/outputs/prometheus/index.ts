@@ -92,6 +92,28 @@ export interface PrometheusOutput extends Output {
   readonly registry: Registry;
 }
 
+/**
+ * prom-client's default (process) metrics, one Registry per label set for
+ * the whole process: collectDefaultMetrics() starts a GC observer and an
+ * event-loop-delay monitor that nothing can stop, so calling it per instance
+ * leaked one of each at every hot reload of a prometheus output.
+ */
+const processRegistries = new Map<string, Registry>();
+
+function processMetrics(labels: Record<string, string> | undefined): Registry {
+  const key = JSON.stringify(labels ?? {});
+  let registry = processRegistries.get(key);
+  if (!registry) {
+    registry = new Registry();
+    collectDefaultMetrics({ register: registry, labels });
+    // Gauges named *_total break Prometheus' naming rules (promtool flags them); the
+    // same numbers are served per type as nodejs_active_handles{type} etc.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+    processRegistries.set(key, registry);
+  }
+  return registry;
+}
+
 export function createPrometheus(config: PrometheusConfig, ctx: PluginContext, clock: () => number = Date.now): PrometheusOutput {
   const expirationMs = parseDuration(config.expiration);
   const registry = new Registry();
@@ -101,6 +123,7 @@ export function createPrometheus(config: PrometheusConfig, ctx: PluginContext, c
   let lastSweep = clock();
   const hostTag = ctx.hostname ? config.host_label : '';
   let started = false;
+  let processRegistry: Registry | undefined;
 
   // The output's own counts, served beside the data.
   const skipped = new Counter({
@@ -135,7 +158,7 @@ export function createPrometheus(config: PrometheusConfig, ctx: PluginContext, c
       ctx.log.once(`conflict:${name}`, 'warn', `${name} arrives as ${type} but is served as ${existing.type} (first seen): skipping the ${type} samples (counted in opshub_prometheus_fields_skipped_total)`);
       return undefined;
     }
-    if (registry.getSingleMetric(name)) {
+    if (registry.getSingleMetric(name) || processRegistry?.getSingleMetric(name)) {
       skipped.inc({ reason: 'type_conflict' });
       ctx.log.once(`conflict:${name}`, 'warn', `${name} is taken by this output's own metrics: skipping it`);
       return undefined;
@@ -166,7 +189,8 @@ export function createPrometheus(config: PrometheusConfig, ctx: PluginContext, c
 
   async function exposition(): Promise<string> {
     sweep(clock());
-    return registry.metrics();
+    const own = await registry.metrics();
+    return processRegistry ? `${own}${await processRegistry.metrics()}` : own;
   }
 
   return {
@@ -176,12 +200,7 @@ export function createPrometheus(config: PrometheusConfig, ctx: PluginContext, c
     async start() {
       if (started) return;
       started = true;
-      if (config.process_metrics) {
-        collectDefaultMetrics({ register: registry, labels: hostTag ? { [sanitizeLabelName(hostTag)]: ctx.hostname } : undefined });
-        // Gauges named *_total break Prometheus' naming rules (promtool flags them); the
-        // same numbers are served per type as nodejs_active_handles{type} etc.
-        for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
-      }
+      if (config.process_metrics) processRegistry = processMetrics(hostTag ? { [sanitizeLabelName(hostTag)]: ctx.hostname } : undefined);
       unmount = ctx.http.route({
         method: 'GET',
         path: config.path,
@@ -240,6 +259,7 @@ export function createPrometheus(config: PrometheusConfig, ctx: PluginContext, c
       unmount = undefined;
       families.clear();
       registry.clear();
+      processRegistry = undefined;
     },
   };
 }

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import perf_hooks, { type PerformanceObserver } from 'node:perf_hooks';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
@@ -294,6 +295,27 @@ test('process_metrics adds prom-client process_* and nodejs_* metrics to this in
     await withProcess.close();
     await without.close();
   }
+});
+
+test('outputs started and stopped again (hot reloads) share one set of process metrics: no GC observer per instance', async () => {
+  // prom-client's collectDefaultMetrics() starts a PerformanceObserver on 'gc' that nothing stops.
+  const proto = perf_hooks.PerformanceObserver.prototype;
+  const observe = proto.observe;
+  let gcObservers = 0;
+  proto.observe = function (this: PerformanceObserver, options: Parameters<typeof observe>[0]) {
+    if ('entryTypes' in options ? options.entryTypes.includes('gc') : options.type === 'gc') gcObservers++;
+    return observe.call(this, options);
+  };
+  try {
+    for (let i = 0; i < 5; i++) {
+      const p = await setup({ config: { process_metrics: true, host_label: 'reload_host' } });
+      assert.ok((await p.scrape()).families.has('nodejs_gc_duration_seconds'), `instance ${i} serves the GC histogram`);
+      await p.close();
+    }
+  } finally {
+    proto.observe = observe;
+  }
+  assert.ok(gcObservers <= 1, `${gcObservers} GC observers started for 5 instances`);
 });
 
 test('the exposition of the system input, odd names and label values, and process metrics passes promtool check metrics', async () => {
