@@ -65,6 +65,7 @@ async function inputAlone(): Promise<number> {
     log: () => undefined,
     metric: () => undefined,
     error: () => undefined,
+    flush: () => undefined,
   };
   const ctx = { id: 'docker_logs', log: createLogger({ level: 'error' }), dataDir: dir, hostname: os.hostname(), signal: new AbortController().signal } as unknown as PluginContext;
   const input = new DockerLogsInput(config, ctx);

@@ -5,7 +5,7 @@
 // Unlike bench/processing.ts, the JS thread goes on classifying while
 // DuckDB commits on its own thread, so this can use more than one core; run
 // it under `taskset -c 0` to hold the whole agent to one core.
-// Run: npx tsx bench/ingest.ts   (SECONDS=20 to change)
+// Run: npx tsx bench/ingest.ts   (SECONDS=20 BATCH=10000 MAX_PENDING=40000 to change)
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -15,6 +15,9 @@ import { builtinPlugins } from '../core/builtins.ts';
 import { floodInput } from './support/flood.ts';
 
 const SECONDS = Number(process.env.SECONDS ?? 20);
+/** Lines the input lets out before it waits for acknowledgements (docker_logs' max_pending_lines). */
+const MAX_PENDING = Number(process.env.MAX_PENDING ?? 40_000);
+const BATCH = Number(process.env.BATCH ?? 10_000);
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'opshub-bench-ingest-'));
 const yaml = path.join(tmp, 'bench.yaml');
 writeFileSync(
@@ -30,7 +33,7 @@ processors:
   - type: user_extraction
 outputs:
   - type: duckdb
-    batch_size: 10000
+    batch_size: ${BATCH}
     flush_interval: 200ms
     buffer_limit: 100000
     checkpoint_interval: '0'
@@ -39,7 +42,7 @@ outputs:
 `,
 );
 // 20,000 distinct lines of about 150 bytes, as in bench/processing.ts.
-const agent = await Agent.start({ file: yaml, builtins: [...builtinPlugins, floodInput({ minLength: 100, maxLength: 260, distinct: 20_000 })], watch: false, listen: '127.0.0.1:0' });
+const agent = await Agent.start({ file: yaml, builtins: [...builtinPlugins, floodInput({ minLength: 100, maxLength: 260, distinct: 20_000, maxPending: MAX_PENDING })], watch: false, listen: '127.0.0.1:0' });
 const written = () => agent.pipeline.outputs.get('duckdb')!.stats.written;
 try {
   await new Promise((r) => setTimeout(r, 3000)); // warm up: JIT, first batches
@@ -53,7 +56,7 @@ try {
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const fmt = (x: number) => Math.round(x).toLocaleString('en');
   const cores = process.env.TASKSET ?? `${os.availableParallelism()} cores available`;
-  console.log(`agent ingestion (flood → regex_classifier → user_extraction → DuckDB, threads=1), ${cores}:`);
+  console.log(`agent ingestion (flood → regex_classifier → user_extraction → DuckDB, threads=1, batch_size ${BATCH}, ${MAX_PENDING} lines pending at most), ${cores}:`);
   console.log(`  ${fmt(lines / seconds)} lines/s stored over ${seconds.toFixed(0)} s; CPU ${((100 * cpuSeconds) / seconds).toFixed(0)} % of one core; ${fmt(lines / cpuSeconds)} lines per CPU-second`);
   console.log(`  peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB; ${os.cpus()[0]?.model ?? '?'}, Node ${process.version}`);
 } finally {

@@ -123,7 +123,9 @@ export class Pipeline {
   createInput(cfg: PluginInstanceConfig, sink: (envs: Envelope[]) => void = this.ingest): RunningInput {
     const { ctx, inst } = this.context(cfg, 'inputs');
     const plugin = (cfg.definition.create as (c: unknown, x: PluginContext) => PullInput | ServiceInput)(cfg.options, ctx);
-    const running: RunningInput = new RunningInput(cfg, plugin, sink, ctx.log, () => this.release(running));
+    const running: RunningInput = new RunningInput(cfg, plugin, sink, ctx.log, () => this.release(running), () => {
+      for (const o of this.outputs.values()) o.flushNow();
+    });
     this.instances.set(running, inst);
     return running;
   }

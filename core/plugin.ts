@@ -103,6 +103,13 @@ export interface Accumulator {
   metric(name: string, fields: Record<string, FieldValue>, tags?: Record<string, string>, opts?: { type?: MetricType; timestamp?: bigint }): void;
   /** Reports a per-event problem without logging each one (counted in self-metrics). */
   error(err: unknown): void;
+  /**
+   * Asks every output to write what it holds now rather than wait for a full
+   * batch or its flush interval. For an input that stops reading until its
+   * lines are acknowledged: otherwise a batch larger than what it lets out
+   * would only fill at the flush interval.
+   */
+  flush(): void;
 }
 
 /**

@@ -86,6 +86,8 @@ export function floodInput(opts: FloodOptions = {}): PluginDefinition {
             },
           });
         }
+        // Paused until acknowledged: outputs need not wait for a fuller batch.
+        if (pending >= maxPending) acc.flush();
       };
       return {
         async start(a) {

@@ -42,6 +42,7 @@ export class RunningInput {
     private sink: Sink,
     private log: Logger,
     private onStopped: () => void = () => undefined,
+    private flushOutputs: () => void = () => undefined,
   ) {
     this.id = config.id;
     this.type = config.type;
@@ -84,6 +85,9 @@ export class RunningInput {
       error: (err) => {
         this.stats.errors++;
         this.log.debug(errorMessage(err));
+      },
+      flush: () => {
+        if (this.open) this.flushOutputs();
       },
     };
   }

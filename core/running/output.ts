@@ -32,6 +32,8 @@ export class RunningOutput {
   private timer?: NodeJS.Timeout;
   private loop?: Promise<void>;
   private wake?: () => void;
+  /** Set by flushNow(): the next batch goes out partial. */
+  private flushRequested = false;
   private stopping = false;
   private detaching = false;
   private closed = false;
@@ -118,6 +120,13 @@ export class RunningOutput {
     return batch;
   }
 
+  /** Writes what is buffered without waiting for a full batch (an input waits for acknowledgements). */
+  flushNow(): void {
+    if (this.bufferSize === 0) return;
+    this.flushRequested = true;
+    this.kick();
+  }
+
   private kick(): void {
     const w = this.wake;
     this.wake = undefined;
@@ -138,11 +147,12 @@ export class RunningOutput {
         await new Promise<void>((resolve) => (this.wake = resolve));
         continue;
       }
-      // Wait for a full batch or the flush timer (or stop), unless draining.
-      if (this.bufferSize < this.config.batchSize && !this.stopping) {
+      // Wait for a full batch or the flush timer (or stop), unless draining or asked to flush.
+      if (this.bufferSize < this.config.batchSize && !this.stopping && !this.flushRequested) {
         await new Promise<void>((resolve) => (this.wake = resolve));
         if (this.bufferSize === 0) continue;
       }
+      this.flushRequested = false;
       const batch = this.take(this.config.batchSize);
       await this.writeWithRetry(batch);
     }

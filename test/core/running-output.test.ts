@@ -130,6 +130,24 @@ test('the flush interval writes a partial batch', async () => {
   await out.stop(1000);
 });
 
+test('flushNow writes a partial batch at once, also when asked during a write', async () => {
+  let release!: () => void;
+  const rec = recorder((attempt) => (attempt === 0 ? new Promise<void>((r) => (release = r)) : undefined));
+  const out = new RunningOutput(outputConfig({ batchSize: 1000, flushIntervalMs: 3_600_000 }), rec.plugin, quietLog());
+  await out.start();
+  out.flushNow(); // nothing buffered: nothing to do
+  out.push(line(0));
+  out.flushNow();
+  await waitFor(() => rec.attempts() === 1, 5000, 'the first partial batch goes out');
+  // Asked while that write is in flight: the next batch does not wait for the flush interval either.
+  out.push(line(1));
+  out.flushNow();
+  release();
+  await waitFor(() => rec.written.length === 2, 5000, 'the second partial batch');
+  assert.equal(out.stats.batches, 2);
+  await out.stop(1000);
+});
+
 test('delivery is acknowledged only once written, or dropped on purpose', async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));

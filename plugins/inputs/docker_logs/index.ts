@@ -540,6 +540,8 @@ export class DockerLogsInput implements ServiceInput {
     if (!this.paused && this.pending >= this.config.max_pending_lines) {
       this.paused = true;
       for (const f of this.followers.values()) f.pause();
+      // Nothing more comes until these are acknowledged: outputs waiting for a fuller batch write now.
+      this.acc?.flush();
     }
   }
 

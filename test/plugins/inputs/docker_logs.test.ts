@@ -149,6 +149,17 @@ test('a container that prints 1,000 lines and exits within a second has all 1,00
   });
 });
 
+test('paused at max_pending_lines, the input has outputs write partial batches: no wait for a full batch or the flush interval', async () => {
+  const name = uniqueName('opshub-test-pending');
+  // Batches far larger than what the input lets out, and a flush interval longer than the test.
+  await withAgent(yaml({ include: [`^${name}$`], max_pending_lines: 200 }, '\n    batch_size: 100000\n    flush_interval: 1h'), async (_a, events) => {
+    const c = await runContainer('seq 1 5000', { name });
+    await waitExited(c);
+    await waitFor(() => logsOf(events, name).length >= 5000, 15_000, '5000 lines');
+    assert.deepEqual(logsOf(events, name).map((e) => e.message), Array.from({ length: 5000 }, (_, i) => String(i + 1)));
+  });
+});
+
 test('start_from: end skips what existing containers wrote before the first start, reads what follows', async () => {
   const name = uniqueName('opshub-test-end');
   const c = await runContainer('echo before; while [ ! -f /tmp/go ]; do sleep 0.05; done; echo after; sleep 30', { name });

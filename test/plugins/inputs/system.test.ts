@@ -48,6 +48,7 @@ function collector() {
     log: () => undefined,
     metric: () => undefined,
     error: (err) => void errors.push(err),
+    flush: () => undefined,
   } satisfies Accumulator;
   return { acc, events, errors, reset: () => events.splice(0) };
 }
