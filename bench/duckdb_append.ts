@@ -28,11 +28,13 @@ async function rowAppender(conn: DuckDBConnection, from: number, to: number): Pr
   a.closeSync();
 }
 
+const writer = new ChunkAppender([
+  { type: 'BIGINT' },
+  ...constants.map((c, i) => ({ type: i === 8 ? ('JSON' as const) : ('VARCHAR' as const), repeats: c !== null })),
+]);
+
 async function chunkAppender(conn: DuckDBConnection, from: number, to: number): Promise<void> {
-  const a = new ChunkAppender(await conn.createAppender('t'), [
-    { type: 'BIGINT' },
-    ...constants.map((c, i) => ({ type: i === 8 ? ('JSON' as const) : ('VARCHAR' as const), repeats: c !== null })),
-  ]);
+  const a = writer.attach(await conn.createAppender('t'));
   for (let i = from; i < to; i++) {
     a.int64(0, BigInt(i));
     for (let c = 0; c < constants.length; c++) a.text(c + 1, constants[c] ?? message + i);

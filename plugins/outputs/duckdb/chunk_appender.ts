@@ -274,24 +274,30 @@ class VarcharColumn implements Column {
 }
 
 /**
- * Appends rows to one table through data chunks. Set each column of a row
- * (NULL where unset is not assumed: set every column), then endRow().
- * close() sends the last chunk and closes the Appender; clear() drops what
- * was not sent yet (the caller rolls the transaction back).
+ * Appends rows to one table through data chunks. attach() a DuckDB Appender
+ * (one per transaction), set each column of a row (every column: nothing is
+ * assumed NULL), then endRow(). close() sends the last chunk and closes the
+ * Appender; clear() drops what was not sent yet (the caller rolls the
+ * transaction back). The column buffers stay for the next attach().
  */
 export class ChunkAppender {
   private readonly columns: Column[];
   private readonly chunk: DuckDBDataChunk;
+  private appender?: DuckDBAppender;
   private row = 0;
 
-  constructor(
-    private readonly appender: DuckDBAppender,
-    specs: readonly ColumnSpec[],
-  ) {
+  constructor(specs: readonly ColumnSpec[]) {
     this.columns = specs.map((s) =>
       s.type === 'BIGINT' || s.type === 'TIMESTAMP' ? new Int64Column() : s.type === 'DOUBLE' ? new DoubleColumn() : new VarcharColumn(s.repeats === true),
     );
     this.chunk = DuckDBDataChunk.create(specs.map((s) => duckdbType(s.type)));
+  }
+
+  /** Starts writing through `appender`; the previous one must be closed or cleared. */
+  attach(appender: DuckDBAppender): this {
+    if (this.appender) throw new Error('ChunkAppender: the previous Appender is still open');
+    this.appender = appender;
+    return this;
   }
 
   /** BIGINT, or TIMESTAMP in microseconds since the epoch. */
@@ -324,25 +330,35 @@ export class ChunkAppender {
   private flush(): void {
     const rows = this.row;
     if (rows === 0) return;
+    if (!this.appender) throw new Error('ChunkAppender: no Appender attached');
     this.chunk.rowCount = rows;
     const raw = this.chunk.chunk;
     for (let c = 0; c < this.columns.length; c++) this.columns[c]!.flush(duckdb.data_chunk_get_vector(raw, c), rows);
     this.appender.appendDataChunk(this.chunk);
+    this.reset();
+  }
+
+  private reset(): void {
     this.chunk.reset();
     for (const column of this.columns) column.reset();
     this.row = 0;
   }
 
   close(): void {
-    this.flush();
-    this.appender.closeSync();
+    try {
+      this.flush();
+      this.appender?.closeSync();
+    } finally {
+      this.appender = undefined;
+      this.reset();
+    }
   }
 
   clear(): void {
-    this.row = 0;
-    this.chunk.reset();
-    for (const column of this.columns) column.reset();
-    this.appender.clear();
-    this.appender.closeSync();
+    const appender = this.appender;
+    this.appender = undefined;
+    this.reset();
+    appender?.clear();
+    appender?.closeSync();
   }
 }

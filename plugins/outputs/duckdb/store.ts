@@ -6,7 +6,7 @@
 
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection, type DuckDBPreparedStatement } from '@duckdb/node-api';
 import { ChunkAppender, type ColumnSpec } from './chunk_appender.ts';
 import type { Event, LogEvent, MetricEvent } from '../../../core/events.ts';
 import type { Checkpoint, WriteContext } from '../../../core/plugin.ts';
@@ -149,6 +149,10 @@ export class Store {
   private committedStale = true;
   /** Position rows saved since the last compaction. */
   private positionRows = 0;
+  /** Column buffers of each table, kept from batch to batch. */
+  private writers = { logs: new ChunkAppender(LOG_COLUMNS), activity: new ChunkAppender(ACTIVITY_COLUMNS), metrics: new ChunkAppender(METRIC_COLUMNS) };
+  /** Prepared position INSERTs on the writer connection, by row count. */
+  private positionInserts = new Map<number, DuckDBPreparedStatement>();
   private chain: Promise<unknown> = Promise.resolve();
   private queries = new Set<DuckDBConnection>();
   private closed = false;
@@ -265,16 +269,16 @@ export class Store {
         }
         const e = events[i]!;
         if (e.kind === 'log') {
-          logs ??= new ChunkAppender(await conn.createAppender('opshub_logs'), LOG_COLUMNS);
+          logs ??= this.writers.logs.attach(await conn.createAppender('opshub_logs'));
           const attrsJson = this.appendLog(logs, e);
           stats.logs++;
           if (namesSomeone(e)) {
-            activity ??= new ChunkAppender(await conn.createAppender('opshub_activity'), ACTIVITY_COLUMNS);
+            activity ??= this.writers.activity.attach(await conn.createAppender('opshub_activity'));
             appendActivity(activity, e, attrsJson);
             stats.activity++;
           }
         } else {
-          metrics ??= new ChunkAppender(await conn.createAppender('opshub_metrics'), METRIC_COLUMNS);
+          metrics ??= this.writers.metrics.attach(await conn.createAppender('opshub_metrics'));
           stats.metrics += appendMetric(metrics, e);
         }
       }
@@ -286,7 +290,7 @@ export class Store {
         return done === undefined || cp.order > done;
       });
       if (moved.length) {
-        await savePositions(conn, moved);
+        await savePositions(conn, moved, this.positionInserts);
         this.positionRows += moved.length;
         if (this.positionRows >= COMPACT_POSITIONS_EVERY) {
           await compactPositions(conn);
@@ -396,6 +400,8 @@ export class Store {
         /* closing anyway */
       }
     }
+    for (const insert of this.positionInserts.values()) insert.destroySync();
+    this.positionInserts.clear();
     this.writer?.closeSync();
     this.writer = undefined;
     this.instance?.closeSync();
@@ -475,20 +481,30 @@ function appendMetric(a: ChunkAppender, m: MetricEvent): number {
   return n;
 }
 
+/** Most positions one prepared INSERT takes; more go in several. */
+const POSITIONS_PER_INSERT = 16;
+
 /**
  * Appends the batch's positions. Rows are only ever added here (a DELETE per
  * batch cost more than the rows' own append); the latest `order` of a key
- * wins when read, and compactPositions() drops the superseded rows.
+ * wins when read, and compactPositions() drops the superseded rows. The
+ * INSERT for n rows is prepared once per connection: parsing and planning it
+ * for every batch cost about 2 ms.
  */
-async function savePositions(conn: DuckDBConnection, moved: Checkpoint[]): Promise<void> {
-  const rows: string[] = [];
-  const values: string[] = [];
-  for (const cp of moved) {
-    const b = values.length;
-    rows.push(`($${b + 1}, $${b + 2}, $${b + 3}::JSON, $${b + 4}, now()::TIMESTAMP)`);
-    values.push(cp.input, cp.key, toJson(cp.value ?? null), cp.order);
+async function savePositions(conn: DuckDBConnection, moved: Checkpoint[], prepared: Map<number, DuckDBPreparedStatement>): Promise<void> {
+  for (let from = 0; from < moved.length; from += POSITIONS_PER_INSERT) {
+    const part = moved.slice(from, from + POSITIONS_PER_INSERT);
+    let insert = prepared.get(part.length);
+    if (!insert) {
+      const rows = part.map((_, i) => `($${4 * i + 1}, $${4 * i + 2}, $${4 * i + 3}::JSON, $${4 * i + 4}, now()::TIMESTAMP)`);
+      insert = await conn.prepare(`INSERT INTO _opshub_positions VALUES ${rows.join(', ')}`);
+      prepared.set(part.length, insert);
+    }
+    const values: string[] = [];
+    for (const cp of part) values.push(cp.input, cp.key, toJson(cp.value ?? null), cp.order);
+    insert.bind(values);
+    await insert.run();
   }
-  await conn.run(`INSERT INTO _opshub_positions VALUES ${rows.join(', ')}`, values);
 }
 
 /** Drops positions a later row of the same (input, key) supersedes. */

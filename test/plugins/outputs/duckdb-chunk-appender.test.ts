@@ -42,7 +42,7 @@ test('rows go through data chunks exactly as set, across chunk boundaries', asyn
   const { db, conn } = await table();
   const rows = 5000; // more than two chunks of 2,048
   await conn.run('BEGIN');
-  const a = new ChunkAppender(await conn.createAppender('t'), COLUMNS);
+  const a = new ChunkAppender(COLUMNS).attach(await conn.createAppender('t'));
   for (let i = 0; i < rows; i++) {
     a.int64(0, 1_700_000_000_000_000n + BigInt(i));
     if (i % 11 === 0) a.null(1);
@@ -75,7 +75,7 @@ test('rows go through data chunks exactly as set, across chunk boundaries', asyn
 test('clear() drops the rows not yet committed', async () => {
   const { db, conn } = await table();
   await conn.run('BEGIN');
-  const a = new ChunkAppender(await conn.createAppender('t'), COLUMNS);
+  const a = new ChunkAppender(COLUMNS).attach(await conn.createAppender('t'));
   for (let i = 0; i < 3000; i++) {
     a.int64(0, BigInt(i));
     a.int64(1, BigInt(i));
