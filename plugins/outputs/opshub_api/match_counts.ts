@@ -13,12 +13,15 @@
 // level columns only. Lines are only appended or deleted, never updated,
 // so a late line or a retention delete shows in one or the other.
 //
-// Counts are taken per BUCKET_NS of time and kept once the bucket ended
-// SETTLE_NS ago (lines still on their way would change it); adjacent kept
-// buckets merge up to a clock hour, so a day is about 24 spans.
+// Counts are taken per second and kept once the second ended SETTLE_NS ago
+// (lines still on their way would change it). Kept seconds older than
+// RECENT_NS merge up to a clock hour, so a day is about 24 spans; newer ones
+// stay apart, so the newest results can be read from the few seconds that
+// hold them, and a late line makes only the recent run be counted again.
 
-export const BUCKET_NS = 10_000_000_000n;
-export const SETTLE_NS = 5_000_000_000n;
+export const BUCKET_NS = 1_000_000_000n;
+export const SETTLE_NS = 2_000_000_000n;
+export const RECENT_NS = 600_000_000_000n;
 const HOUR_NS = 3_600_000_000_000n;
 
 /** A counted stretch [from, to): the lines the search selects (level, container), their timestamps' sum, the text matches among them. */
@@ -33,12 +36,12 @@ export interface Counted {
 /** Floor division, also below the epoch. */
 export const bucketOf = (ns: bigint, size = BUCKET_NS): bigint => (ns >= 0n ? ns / size : (ns - size + 1n) / size);
 
-/** Runs of spans that follow each other without a gap. */
-export function chains(spans: Counted[]): Counted[][] {
+/** Runs of spans that follow each other without a gap; spans from `cut` on start a run of their own. */
+export function chains(spans: Counted[], cut: bigint): Counted[][] {
   const runs: Counted[][] = [];
   for (const s of spans) {
     const last = runs.at(-1);
-    if (last && last.at(-1)!.to === s.from) last.push(s);
+    if (last && last.at(-1)!.to === s.from && (s.from < cut || last[0]!.from >= cut)) last.push(s);
     else runs.push([s]);
   }
   return runs;
@@ -59,15 +62,17 @@ export class SearchCounts {
     if (gone.size) this.spans = this.spans.filter((s) => !gone.has(s));
   }
 
-  /** Keeps newly counted spans (replacing any they overlap) and merges neighbours within a clock hour. */
-  add(fresh: Counted[]): void {
+  /** Keeps newly counted spans (replacing any they overlap) and merges neighbours older than `recent` within a clock hour. */
+  add(fresh: Counted[], recent: bigint): void {
     if (!fresh.length) return;
-    const overlaps = (s: Counted) => fresh.some((f) => s.from < f.to && f.from < s.to);
+    const first = fresh[0]!.from;
+    const last_ = fresh.at(-1)!.to;
+    const overlaps = (s: Counted) => s.from < last_ && first < s.to && fresh.some((f) => s.from < f.to && f.from < s.to);
     const all = [...this.spans.filter((s) => !overlaps(s)), ...fresh].sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : 0));
     const merged: Counted[] = [];
     for (const s of all) {
       const last = merged.at(-1);
-      if (last && last.to === s.from && bucketOf(last.from, HOUR_NS) === bucketOf(s.to - 1n, HOUR_NS)) {
+      if (last && last.to === s.from && s.to <= recent && bucketOf(last.from, HOUR_NS) === bucketOf(s.to - 1n, HOUR_NS)) {
         merged[merged.length - 1] = { from: last.from, to: s.to, lines: last.lines + s.lines, tsSum: last.tsSum + s.tsSum, matches: last.matches + s.matches };
       } else merged.push(s);
     }

@@ -7,7 +7,7 @@ import { HttpError } from '../../../core/http.ts';
 import { errorMessage } from '../../../core/log.ts';
 import type { SqlStore } from '../../common/providers.ts';
 import { interruptGuard } from '../../common/interrupt_guard.ts';
-import { BUCKET_NS, bucketOf, chains, MatchCounts, SETTLE_NS, type Counted, type SearchCounts } from './match_counts.ts';
+import { BUCKET_NS, bucketOf, chains, MatchCounts, RECENT_NS, SETTLE_NS, type Counted, type SearchCounts } from './match_counts.ts';
 
 const NS_PER_MS = 1_000_000n;
 export const msToNs = (ms: number): bigint => BigInt(Math.floor(ms)) * NS_PER_MS;
@@ -71,17 +71,30 @@ export interface LogRow {
 }
 
 /**
- * The newest `limit` rows of `where`: first the time of the `limit`-th
- * newest (an aggregate over the timestamp column), then the rows from that
- * time on. DuckDB's ORDER BY … LIMIT (top-N) costs several milliseconds
- * even over a few rows, and reads every projected column of the range.
+ * The newest `limit` rows of `where`, in one statement: the time of the
+ * `limit`-th newest (an aggregate over the timestamp column), then the rows
+ * from that time on. DuckDB's ORDER BY … LIMIT (top-N) costs several
+ * milliseconds even over a few rows, and reads every projected column of
+ * the range. The aggregate costs ~15 ns a line, counting far less, so with
+ * `narrower` (start times, newest first) it runs over the narrowest that
+ * holds `limit` lines.
  */
-async function newestRows(conn: DuckDBConnection, columns: string, where: (ps: Params) => string, limit: number): Promise<Row[]> {
-  const hs = new Params();
-  const [head] = await rows(conn, `SELECT count(*) AS c, list_min(max(timestamp_ns, ${hs.p(limit)})) AS since FROM opshub_logs WHERE ${where(hs)}`, hs);
-  if (n(head?.c) === 0) return [];
+async function newestRows(conn: DuckDBConnection, columns: string, where: (ps: Params) => string, limit: number, narrower: bigint[] = []): Promise<Row[]> {
   const ps = new Params();
-  const found = await rows(conn, `SELECT ${columns} FROM opshub_logs WHERE ${where(ps)} AND timestamp_ns >= ${ps.p(head!.since as bigint)} ORDER BY timestamp_ns DESC`, ps);
+  const lim = ps.p(limit);
+  let from = '';
+  if (narrower.length) {
+    const counts = narrower.map((t, i) => `count(*) FILTER (WHERE timestamp_ns >= ${ps.p(t)}) AS c${i}`).join(', ');
+    const pick = narrower.map((t, i) => `WHEN c${i} >= ${lim} THEN ${ps.p(t)}`).join(' ');
+    from = `c AS (SELECT ${counts} FROM opshub_logs WHERE ${where(ps)}), lo AS (SELECT CASE ${pick} ELSE NULL END AS lo FROM c), `;
+  }
+  const narrowed = narrower.length ? ` AND timestamp_ns >= COALESCE((SELECT lo FROM lo), ${ps.p(-(2n ** 62n))})` : '';
+  const found = await rows(
+    conn,
+    `WITH ${from}t AS (SELECT list_min(max(timestamp_ns, ${lim})) AS since FROM opshub_logs WHERE ${where(ps)}${narrowed})
+     SELECT ${columns} FROM opshub_logs WHERE ${where(ps)} AND timestamp_ns >= (SELECT since FROM t) ORDER BY timestamp_ns DESC`,
+    ps,
+  );
   return found.slice(0, limit);
 }
 
@@ -97,7 +110,8 @@ export async function tailLogs(conn: DuckDBConnection, opts: { container: string
       if (opts.level) all.push(`level = ${ps.p(opts.level)}`);
       return all.join(' AND ');
     };
-    found = await newestRows(conn, 'timestamp_ns, COALESCE(container_name, source) AS container, level, message, source', where, opts.tail);
+    const narrower = [10_000, 60_000, 600_000].filter((d) => d < w).map((d) => msToNs(opts.nowMs - d));
+    found = await newestRows(conn, 'timestamp_ns, COALESCE(container_name, source) AS container, level, message, source', where, opts.tail, narrower);
     if (found.length >= opts.tail) break;
   }
   return found.reverse().map((r) => ({
@@ -170,78 +184,101 @@ async function countBuckets(conn: DuckDBConnection, o: SearchOptions, fromNs: bi
 /** Most runs of kept spans checked in one search; older ones are counted afresh. */
 const MAX_KEPT_RUNS = 8;
 
-/**
- * The window's matches as pieces of time (see match_counts.ts): kept spans
- * whose lines are unchanged (one read of timestamps and levels checks them
- * all), and the rest counted now, which is kept when it has settled.
- */
-async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs: bigint, toNs: bigint, kept: SearchCounts, nowNs: bigint): Promise<Array<{ from: bigint; matches: number }>> {
-  const trusted: Counted[] = [];
-  const runs = chains(kept.within(fromNs, toNs)).slice(-MAX_KEPT_RUNS);
-  if (runs.length) {
-    const ps = new Params();
-    const sums = runs.map((run, i) => {
-      // One run is the whole range read: no FILTER needed.
-      const only = runs.length === 1 ? '' : ` FILTER (WHERE timestamp_ns >= ${ps.p(run[0]!.from)} AND timestamp_ns < ${ps.p(run.at(-1)!.to)})`;
-      return `count(*)${only} AS l${i}, sum(timestamp_ns)${only} AS s${i}`;
-    });
-    const [now] = await rows(conn, `SELECT ${sums.join(', ')} FROM opshub_logs WHERE ${selectWhere(o, ps, runs[0]![0]!.from, runs.at(-1)!.at(-1)!.to)}`, ps);
-    const gone = new Set<Counted>();
-    for (const [i, run] of runs.entries()) {
-      if (run.reduce((a, s) => a + s.lines, 0) === n(now?.[`l${i}`]) && run.reduce((a, s) => a + s.tsSum, 0n) === big(now?.[`s${i}`])) {
-        trusted.push(...run);
-        continue;
-      }
-      // Something changed in this run: find which spans, by their buckets' lines.
-      const buckets = await countBuckets(conn, o, run[0]!.from, run.at(-1)!.to, false);
-      for (const span of run) {
-        let lines = 0;
-        let tsSum = 0n;
-        for (let b = bucketOf(span.from); b * BUCKET_NS < span.to; b++) {
-          lines += buckets.get(b)?.lines ?? 0;
-          tsSum += buckets.get(b)?.tsSum ?? 0n;
-        }
-        if (lines === span.lines && tsSum === span.tsSum) trusted.push(span);
-        else gone.add(span);
-      }
-    }
-    kept.forget(gone);
-  }
-  const pieces = trusted.map((s) => ({ from: s.from, matches: s.matches }));
-  // Count what the trusted spans leave out.
+/** The stretches of [fromNs, toNs) that the sorted spans leave out. */
+function gapsBetween(spans: Counted[], fromNs: bigint, toNs: bigint): Array<[bigint, bigint]> {
   const gaps: Array<[bigint, bigint]> = [];
   let at = fromNs;
-  for (const s of trusted) {
+  for (const s of spans) {
     if (at < s.from) gaps.push([at, s.from]);
     at = s.to;
   }
   if (at < toNs) gaps.push([at, toNs]);
-  const settled = nowNs - SETTLE_NS;
-  const fresh: Counted[] = [];
-  for (const [a, z] of gaps) {
-    const counted = await countBuckets(conn, o, a, z);
-    for (let b = bucketOf(a); b * BUCKET_NS < z; b++) {
-      const from = b * BUCKET_NS;
-      const to = from + BUCKET_NS;
-      const c = counted.get(b);
-      if (c?.matches) pieces.push({ from: from > a ? from : a, matches: c.matches });
-      if (from >= a && to <= z && to <= settled) fresh.push({ from, to, ...(c ?? { lines: 0, tsSum: 0n, matches: 0 }) });
-    }
-  }
-  kept.add(fresh);
-  return pieces;
+  return gaps;
 }
 
 /**
- * In one snapshot: the window's matches over time (see matchesOverTime),
- * whose sum is `count`; then the newest `limit` rows, read only from the
- * time from which on there are that many.
+ * One statement, so one snapshot and one round trip: for each run of kept
+ * spans, its selected lines' number and timestamp sum now; for each gap,
+ * the counts per bucket.
+ */
+async function checkAndCount(conn: DuckDBConnection, o: SearchOptions, runs: Counted[][], gaps: Array<[bigint, bigint]>) {
+  const ps = new Params();
+  const parts = [
+    ...runs.map((run, i) => `SELECT 'run' AS part, ${i} AS k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, 0 AS matches FROM opshub_logs WHERE ${selectWhere(o, ps, run[0]!.from, run.at(-1)!.to)}`),
+    ...gaps.map(
+      ([a, z]) => `SELECT 'bucket' AS part, timestamp_ns // ${ps.p(BUCKET_NS)} AS k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, count(*) FILTER (WHERE hit) AS matches
+        FROM (SELECT timestamp_ns, ${textMatch(o, ps)} AS hit FROM opshub_logs WHERE ${selectWhere(o, ps, a, z)}) GROUP BY k`,
+    ),
+  ];
+  const found = parts.length ? await rows(conn, parts.join(' UNION ALL '), ps) : [];
+  const now = runs.map(() => ({ lines: 0, tsSum: 0n }));
+  const buckets = new Map<bigint, BucketCount>();
+  for (const r of found) {
+    if (r.part === 'run') now[Number(r.k)] = { lines: n(r.lines), tsSum: big(r.ts_sum) };
+    else buckets.set(big(r.k), { lines: n(r.lines), tsSum: big(r.ts_sum), matches: n(r.matches) });
+  }
+  return { now, buckets };
+}
+
+/** The spans of a run whose selected lines changed since they were counted. */
+async function changedSpans(conn: DuckDBConnection, o: SearchOptions, run: Counted[]): Promise<Counted[]> {
+  const buckets = await countBuckets(conn, o, run[0]!.from, run.at(-1)!.to, false);
+  return run.filter((span) => {
+    let lines = 0;
+    let tsSum = 0n;
+    for (let b = bucketOf(span.from); b * BUCKET_NS < span.to; b++) {
+      lines += buckets.get(b)?.lines ?? 0;
+      tsSum += buckets.get(b)?.tsSum ?? 0n;
+    }
+    return lines !== span.lines || tsSum !== span.tsSum;
+  });
+}
+
+/**
+ * The window's matches as pieces of time (see match_counts.ts): kept spans
+ * whose lines are unchanged, and the gaps between them counted now, in one
+ * statement; what has settled is kept. When a run of kept spans changed,
+ * the changed spans are forgotten and the window counted again (the third
+ * time without kept spans at all).
+ */
+async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs: bigint, toNs: bigint, kept: SearchCounts, nowNs: bigint): Promise<Array<{ from: bigint; matches: number }>> {
+  for (let attempt = 0; ; attempt++) {
+    const runs = attempt < 2 ? chains(kept.within(fromNs, toNs), nowNs - RECENT_NS).slice(-MAX_KEPT_RUNS) : [];
+    const trusted = runs.flat();
+    const gaps = gapsBetween(trusted, fromNs, toNs);
+    const { now, buckets } = await checkAndCount(conn, o, runs, gaps);
+    const changed = runs.filter((run, i) => run.reduce((a, s) => a + s.lines, 0) !== now[i]!.lines || run.reduce((a, s) => a + s.tsSum, 0n) !== now[i]!.tsSum);
+    if (changed.length) {
+      for (const run of changed) kept.forget(new Set(await changedSpans(conn, o, run)));
+      continue;
+    }
+    const pieces = trusted.map((s) => ({ from: s.from, matches: s.matches }));
+    const settled = nowNs - SETTLE_NS;
+    const fresh: Counted[] = [];
+    for (const [a, z] of gaps) {
+      for (let b = bucketOf(a); b * BUCKET_NS < z; b++) {
+        const from = b * BUCKET_NS;
+        const to = from + BUCKET_NS;
+        const c = buckets.get(b);
+        if (c?.matches) pieces.push({ from: from > a ? from : a, matches: c.matches });
+        if (from >= a && to <= z && to <= settled) fresh.push({ from, to, ...(c ?? { lines: 0, tsSum: 0n, matches: 0 }) });
+      }
+    }
+    kept.add(fresh, nowNs - RECENT_NS);
+    return pieces;
+  }
+}
+
+/**
+ * The window's matches over time (see matchesOverTime), whose sum is
+ * `count`; then the newest `limit` rows, read only from the time from which
+ * on there are that many. Two statements, as before: a line written between
+ * them can be among the results but not yet in `count`.
  */
 export async function searchLogs(conn: DuckDBConnection, o: SearchOptions, counts = new MatchCounts(), nowMs = Date.now()): Promise<{ rows: SearchRow[]; count: number }> {
   const fromNs = msToNs(o.fromMs);
   const toNs = msToNs(o.toMs);
   try {
-    await conn.run('BEGIN TRANSACTION');
     const pieces = await matchesOverTime(conn, o, fromNs, toNs, counts.of(searchKey(o)), msToNs(nowMs));
     pieces.sort((a, b) => (a.from < b.from ? 1 : a.from > b.from ? -1 : 0));
     let count = 0;
@@ -259,7 +296,6 @@ export async function searchLogs(conn: DuckDBConnection, o: SearchOptions, count
       const columns = 'timestamp_ns, COALESCE(container_name, source) AS container, level, message, source, category, container_id, attributes';
       found = await newestRows(conn, columns, (ps) => `${selectWhere(o, ps, since, toNs)} AND ${textMatch(o, ps)}`, o.limit);
     }
-    await conn.run('COMMIT');
     return {
       count,
       rows: found.map((r) => ({

@@ -85,19 +85,27 @@ test('kept counts give the same count and results as reading every line, across 
   await assert.rejects(searchLogs(conn, { query: '(unclosed', regex: true, limit: 5, fromMs: NOW - HOUR, toMs: NOW }, counts, NOW), /not a valid regular expression/);
 });
 
-test('kept spans merge within a clock hour and are replaced by newer counts of the same time', () => {
+test('kept spans merge within a clock hour once no longer recent, and are replaced by newer counts of the same time', () => {
   const kept = new SearchCounts();
   const span = (fromS: number, toS: number, matches: number): Counted => ({ from: BigInt(fromS) * 1_000_000_000n, to: BigInt(toS) * 1_000_000_000n, lines: matches, tsSum: BigInt(matches), matches });
-  kept.add([span(3590, 3600, 1), span(3600, 3610, 2), span(3610, 3620, 3)]);
+  const later = 10_000_000_000_000n;
+  kept.add([span(3590, 3600, 1), span(3600, 3610, 2), span(3610, 3620, 3)], later);
   // 3590..3600 ends one hour, 3600..3620 starts the next: two spans.
   assert.deepEqual(
     kept.within(0n, 10_000_000_000_000n).map((s) => [Number(s.from / 1_000_000_000n), Number(s.to / 1_000_000_000n), s.matches]),
     [[3590, 3600, 1], [3600, 3620, 5]],
   );
-  kept.add([span(3600, 3610, 7)]);
+  kept.add([span(3600, 3610, 7)], later);
   assert.deepEqual(
     kept.within(0n, 10_000_000_000_000n).map((s) => [Number(s.from / 1_000_000_000n), Number(s.to / 1_000_000_000n), s.matches]),
     [[3590, 3600, 1], [3600, 3610, 7]],
   );
   assert.deepEqual(kept.within(3_595_000_000_000n, 10_000_000_000_000n).length, 1);
+  // Recent spans stay apart.
+  const fresh = new SearchCounts();
+  fresh.add([span(3600, 3601, 1), span(3601, 3602, 1), span(3602, 3603, 1)], 3_602_000_000_000n);
+  assert.deepEqual(
+    fresh.within(0n, 10_000_000_000_000n).map((s) => [Number(s.from / 1_000_000_000n), Number(s.to / 1_000_000_000n)]),
+    [[3600, 3602], [3602, 3603]],
+  );
 });
