@@ -241,6 +241,13 @@ export const duckdb: PluginDefinition<DuckdbConfig> = {
         default: 'daily',
         description: 'daily: one Parquet file per table and day (`…/day=YYYY-MM-DD/data.parquet`); per-container: one per table, day and container (`…/day=YYYY-MM-DD/container=<name>/data_0.parquet`). daily-tar is OpsHub\'s name for daily.',
       },
+      batch_size: {
+        type: 'integer',
+        minimum: 1,
+        default: 10000,
+        description:
+          "Most rows per transaction. This output's own default, over agent.batch_size: each transaction has a fixed cost (a few ms), so larger batches mean less CPU per line at high rates. flush_interval still bounds the wait at low rates, and inputs that wait for acknowledgements have partial batches written at once.",
+      },
       checkpoint_interval: { type: 'string', format: 'duration', default: '5m', description: 'How often the write-ahead log is folded into the database file (CHECKPOINT); also done at shutdown. "0" turns the schedule off.' },
       memory_limit: { type: ['string', 'integer'], format: 'size', default: '1GiB', description: "DuckDB's memory limit for this database." },
       wal_size: {
