@@ -78,23 +78,20 @@ interface Column {
   reset(): void;
 }
 
-class Int64Column implements Column {
-  private readonly values = new BigInt64Array(CHUNK_ROWS);
-  private readonly validity = new Validity();
+/** An 8-byte fixed-width column: its values go to the vector in one copy. */
+abstract class FixedColumn<T extends BigInt64Array | Float64Array> implements Column {
+  protected readonly validity = new Validity();
 
-  set(row: number, value: bigint): void {
-    // A typed array would wrap silently; DuckDB's own appender refuses such a value, so do we.
-    if (value > INT64_MAX || value < INT64_MIN) throw new RangeError(`Conversion Error: ${value} is out of int64 range`);
-    this.values[row] = value;
-  }
+  constructor(protected readonly values: T) {}
+
+  abstract set(row: number, value: unknown): void;
 
   setNull(row: number): void {
-    this.values[row] = 0n;
     this.validity.setNull(row);
   }
 
   flush(vector: duckdb.Vector, rows: number): void {
-    duckdb.copy_data_to_vector(vector, 0, this.values.buffer, 0, rows * 8);
+    duckdb.copy_data_to_vector(vector, 0, this.values.buffer as ArrayBuffer, 0, rows * 8);
     this.validity.flush(vector, rows);
   }
 
@@ -103,26 +100,25 @@ class Int64Column implements Column {
   }
 }
 
-class DoubleColumn implements Column {
-  private readonly values = new Float64Array(CHUNK_ROWS);
-  private readonly validity = new Validity();
+class Int64Column extends FixedColumn<BigInt64Array> {
+  constructor() {
+    super(new BigInt64Array(CHUNK_ROWS));
+  }
+
+  set(row: number, value: bigint): void {
+    // A typed array would wrap silently; DuckDB's own appender refuses such a value, so do we.
+    if (value > INT64_MAX || value < INT64_MIN) throw new RangeError(`Conversion Error: ${value} is out of int64 range`);
+    this.values[row] = value;
+  }
+}
+
+class DoubleColumn extends FixedColumn<Float64Array> {
+  constructor() {
+    super(new Float64Array(CHUNK_ROWS));
+  }
 
   set(row: number, value: number): void {
     this.values[row] = value;
-  }
-
-  setNull(row: number): void {
-    this.values[row] = 0;
-    this.validity.setNull(row);
-  }
-
-  flush(vector: duckdb.Vector, rows: number): void {
-    duckdb.copy_data_to_vector(vector, 0, this.values.buffer, 0, rows * 8);
-    this.validity.flush(vector, rows);
-  }
-
-  reset(): void {
-    this.validity.reset();
   }
 }
 
