@@ -22,7 +22,7 @@
 export const BUCKET_NS = 1_000_000_000n;
 export const SETTLE_NS = 2_000_000_000n;
 export const RECENT_NS = 600_000_000_000n;
-const HOUR_NS = 3_600_000_000_000n;
+export const HOUR_NS = 3_600_000_000_000n;
 
 /** A counted stretch [from, to): the lines the search selects (level, container), their timestamps' sum, the text matches among them. */
 export interface Counted {
@@ -62,19 +62,31 @@ export class SearchCounts {
     if (gone.size) this.spans = this.spans.filter((s) => !gone.has(s));
   }
 
-  /** Keeps newly counted spans (replacing any they overlap) and merges neighbours older than `recent` within a clock hour. */
+  /**
+   * Keeps newly counted spans (sorted, disjoint), replacing any they
+   * overlap, and merges neighbours that end before `recent` within a clock
+   * hour. Linear: both lists are sorted.
+   */
   add(fresh: Counted[], recent: bigint): void {
     if (!fresh.length) return;
-    const first = fresh[0]!.from;
-    const last_ = fresh.at(-1)!.to;
-    const overlaps = (s: Counted) => s.from < last_ && first < s.to && fresh.some((f) => s.from < f.to && f.from < s.to);
-    const all = [...this.spans.filter((s) => !overlaps(s)), ...fresh].sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : 0));
+    const kept: Counted[] = [];
+    let j = 0;
+    for (const s of this.spans) {
+      while (j < fresh.length && fresh[j]!.to <= s.from) j++;
+      if (!(j < fresh.length && fresh[j]!.from < s.to)) kept.push(s);
+    }
     const merged: Counted[] = [];
-    for (const s of all) {
+    const push = (s: Counted) => {
       const last = merged.at(-1);
       if (last && last.to === s.from && s.to <= recent && bucketOf(last.from, HOUR_NS) === bucketOf(s.to - 1n, HOUR_NS)) {
         merged[merged.length - 1] = { from: last.from, to: s.to, lines: last.lines + s.lines, tsSum: last.tsSum + s.tsSum, matches: last.matches + s.matches };
       } else merged.push(s);
+    };
+    let i = 0;
+    j = 0;
+    while (i < kept.length || j < fresh.length) {
+      if (j >= fresh.length || (i < kept.length && kept[i]!.from < fresh[j]!.from)) push(kept[i++]!);
+      else push(fresh[j++]!);
     }
     this.spans = merged.length > this.maxSpans ? merged.slice(merged.length - this.maxSpans) : merged;
   }

@@ -7,7 +7,7 @@ import { HttpError } from '../../../core/http.ts';
 import { errorMessage } from '../../../core/log.ts';
 import type { SqlStore } from '../../common/providers.ts';
 import { interruptGuard } from '../../common/interrupt_guard.ts';
-import { BUCKET_NS, bucketOf, chains, MatchCounts, RECENT_NS, SETTLE_NS, type Counted, type SearchCounts } from './match_counts.ts';
+import { BUCKET_NS, bucketOf, chains, HOUR_NS, MatchCounts, RECENT_NS, SETTLE_NS, type Counted, type SearchCounts } from './match_counts.ts';
 
 const NS_PER_MS = 1_000_000n;
 export const msToNs = (ms: number): bigint => BigInt(Math.floor(ms)) * NS_PER_MS;
@@ -164,23 +164,6 @@ const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt
 
 type BucketCount = Omit<Counted, 'from' | 'to'>;
 
-/**
- * Selected lines and matches per bucket of [fromNs, toNs). The match is an
- * aggregate's FILTER, which DuckDB evaluates after the scan, on the lines
- * the level and container let through; as a WHERE clause pushed into the
- * scan it costs about twice as much.
- */
-async function countBuckets(conn: DuckDBConnection, o: SearchOptions, fromNs: bigint, toNs: bigint, withText = true): Promise<Map<bigint, BucketCount>> {
-  const ps = new Params();
-  const found = await rows(
-    conn,
-    `SELECT timestamp_ns // ${ps.p(BUCKET_NS)} AS b, count(*) AS lines, sum(timestamp_ns) AS ts_sum, count(*) FILTER (WHERE hit) AS matches
-       FROM (SELECT timestamp_ns, ${withText ? textMatch(o, ps) : 'TRUE'} AS hit FROM opshub_logs WHERE ${selectWhere(o, ps, fromNs, toNs)}) GROUP BY b`,
-    ps,
-  );
-  return new Map(found.map((r) => [big(r.b), { lines: n(r.lines), tsSum: big(r.ts_sum), matches: n(r.matches) }]));
-}
-
 /** Most runs of kept spans checked in one search; older ones are counted afresh. */
 const MAX_KEPT_RUNS = 8;
 
@@ -199,7 +182,10 @@ function gapsBetween(spans: Counted[], fromNs: bigint, toNs: bigint): Array<[big
 /**
  * One statement, so one snapshot and one round trip: for each run of kept
  * spans, its selected lines' number and timestamp sum now; for each gap,
- * the counts per bucket.
+ * the counts per bucket. The text match is an aggregate's FILTER, which
+ * DuckDB evaluates after the scan, on the lines the level and container let
+ * through; as a WHERE clause pushed into the scan it costs about twice as
+ * much.
  */
 async function checkAndCount(conn: DuckDBConnection, o: SearchOptions, runs: Counted[][], gaps: Array<[bigint, bigint]>) {
   const ps = new Params();
@@ -220,18 +206,47 @@ async function checkAndCount(conn: DuckDBConnection, o: SearchOptions, runs: Cou
   return { now, buckets };
 }
 
-/** The spans of a run whose selected lines changed since they were counted. */
+/** The spans of a run whose selected lines changed since they were counted (a range join of the lines with the spans). */
 async function changedSpans(conn: DuckDBConnection, o: SearchOptions, run: Counted[]): Promise<Counted[]> {
-  const buckets = await countBuckets(conn, o, run[0]!.from, run.at(-1)!.to, false);
-  return run.filter((span) => {
-    let lines = 0;
-    let tsSum = 0n;
-    for (let b = bucketOf(span.from); b * BUCKET_NS < span.to; b++) {
-      lines += buckets.get(b)?.lines ?? 0;
-      tsSum += buckets.get(b)?.tsSum ?? 0n;
+  const ps = new Params();
+  const spans = run.map((s, i) => `(${ps.p(s.from)}::BIGINT, ${ps.p(s.to)}::BIGINT, ${i})`).join(', ');
+  const found = await rows(
+    conn,
+    `SELECT s.i, count(*) AS lines, sum(l.timestamp_ns) AS ts_sum
+       FROM opshub_logs l JOIN (VALUES ${spans}) s(f, t, i) ON l.timestamp_ns >= s.f AND l.timestamp_ns < s.t
+      WHERE ${selectWhere(o, ps, run[0]!.from, run.at(-1)!.to)} GROUP BY s.i`,
+    ps,
+  );
+  const now = new Map(found.map((r) => [Number(r.i), { lines: n(r.lines), tsSum: big(r.ts_sum) }]));
+  return run.filter((span, i) => (now.get(i)?.lines ?? 0) !== span.lines || (now.get(i)?.tsSum ?? 0n) !== span.tsSum);
+}
+
+/**
+ * The spans of the gaps worth keeping, still empty: whole seconds that have
+ * settled, outside the window's first, partial hour unless recent (a later
+ * search starts later and could not use a span reaching before its start);
+ * a span per clock hour before RECENT_NS, per second after it.
+ */
+function keepable(gaps: Array<[bigint, bigint]>, fromNs: bigint, nowNs: bigint): Counted[] {
+  const up = (ns: bigint, size: bigint) => bucketOf(ns + size - 1n, size) * size;
+  const down = (ns: bigint, size: bigint) => bucketOf(ns, size) * size;
+  const firstHour = up(fromNs, HOUR_NS);
+  const settled = down(nowNs - SETTLE_NS, BUCKET_NS);
+  const recent = down(nowNs - RECENT_NS, BUCKET_NS);
+  const spans: Counted[] = [];
+  for (const [a, z] of gaps) {
+    const lowest = firstHour < recent ? firstHour : recent;
+    let at = up(a, BUCKET_NS) > lowest ? up(a, BUCKET_NS) : lowest;
+    const end = down(z, BUCKET_NS) < settled ? down(z, BUCKET_NS) : settled;
+    while (at < end) {
+      const hourEnd = down(at, HOUR_NS) + HOUR_NS;
+      let to = at < recent ? (recent < hourEnd ? recent : hourEnd) : at + BUCKET_NS;
+      if (to > end) to = end;
+      spans.push({ from: at, to, lines: 0, tsSum: 0n, matches: 0 });
+      at = to;
     }
-    return lines !== span.lines || tsSum !== span.tsSum;
-  });
+  }
+  return spans;
 }
 
 /**
@@ -253,15 +268,18 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
       continue;
     }
     const pieces = trusted.map((s) => ({ from: s.from, matches: s.matches }));
-    const settled = nowNs - SETTLE_NS;
-    const fresh: Counted[] = [];
-    for (const [a, z] of gaps) {
-      for (let b = bucketOf(a); b * BUCKET_NS < z; b++) {
-        const from = b * BUCKET_NS;
-        const to = from + BUCKET_NS;
-        const c = buckets.get(b);
-        if (c?.matches) pieces.push({ from: from > a ? from : a, matches: c.matches });
-        if (from >= a && to <= z && to <= settled) fresh.push({ from, to, ...(c ?? { lines: 0, tsSum: 0n, matches: 0 }) });
+    const counted = [...buckets].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const [b, c] of counted) if (c.matches) pieces.push({ from: b * BUCKET_NS > fromNs ? b * BUCKET_NS : fromNs, matches: c.matches });
+    const fresh = keepable(gaps, fromNs, nowNs);
+    let f = 0;
+    for (const [b, c] of counted) {
+      const at = b * BUCKET_NS;
+      while (f < fresh.length && fresh[f]!.to <= at) f++;
+      const span = fresh[f];
+      if (span && span.from <= at) {
+        span.lines += c.lines;
+        span.tsSum += c.tsSum;
+        span.matches += c.matches;
       }
     }
     kept.add(fresh, nowNs - RECENT_NS);

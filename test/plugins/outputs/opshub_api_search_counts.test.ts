@@ -65,8 +65,10 @@ test('kept counts give the same count and results as reading every line, across 
   await round(NOW, 'again, from kept counts');
   assert.ok(counts.size >= searches.length);
 
-  // A late TimeOut error in an hour counted long ago, and a deleted one in another.
-  await conn.run(`INSERT INTO opshub_logs VALUES (make_timestamp(${ns(NOW - 10 * HOUR) / 1000n}), ${ns(NOW - 10 * HOUR) + 1n}, 'c0', 'c0', NULL, 'error', NULL, 'late TimeOut after 1 ms', '{}', '{}')`);
+  // Late TimeOut errors in two hours counted long ago, and a deleted one in another.
+  for (const late of [ns(NOW - 10 * HOUR) + 1n, ns(NOW - 15 * HOUR) + 1n]) {
+    await conn.run(`INSERT INTO opshub_logs VALUES (make_timestamp(${late / 1000n}), ${late}, 'c0', 'c0', NULL, 'error', NULL, 'late TimeOut after 1 ms', '{}', '{}')`);
+  }
   await conn.run(`DELETE FROM opshub_logs WHERE rowid = (SELECT min(rowid) FROM opshub_logs WHERE message ILIKE '%timeout%' AND timestamp_ns > ${ns(NOW - 20 * HOUR)})`);
   await round(NOW, 'after a late line and a delete');
 
