@@ -86,7 +86,7 @@ async function newestRows(conn: DuckDBConnection, columns: string, where: (ps: P
   if (narrower.length) {
     const counts = narrower.map((t, i) => `count(*) FILTER (WHERE timestamp_ns >= ${ps.p(t)}) AS c${i}`).join(', ');
     const pick = narrower.map((t, i) => `WHEN c${i} >= ${lim} THEN ${ps.p(t)}`).join(' ');
-    from = `c AS (SELECT ${counts} FROM opshub_logs WHERE ${where(ps)}), lo AS (SELECT CASE ${pick} ELSE NULL END AS lo FROM c), `;
+    from = `c AS (SELECT ${counts} FROM opshub_logs WHERE ${where(ps)} AND timestamp_ns >= ${ps.p(narrower.at(-1)!)}), lo AS (SELECT CASE ${pick} ELSE NULL END AS lo FROM c), `;
   }
   const narrowed = narrower.length ? ` AND timestamp_ns >= COALESCE((SELECT lo FROM lo), ${ps.p(-(2n ** 62n))})` : '';
   const found = await rows(
@@ -110,7 +110,7 @@ export async function tailLogs(conn: DuckDBConnection, opts: { container: string
       if (opts.level) all.push(`level = ${ps.p(opts.level)}`);
       return all.join(' AND ');
     };
-    const narrower = [10_000, 60_000, 600_000].filter((d) => d < w).map((d) => msToNs(opts.nowMs - d));
+    const narrower = [1_000, 10_000, 60_000, 600_000].filter((d) => d < w).map((d) => msToNs(opts.nowMs - d));
     found = await newestRows(conn, 'timestamp_ns, COALESCE(container_name, source) AS container, level, message, source', where, opts.tail, narrower);
     if (found.length >= opts.tail) break;
   }
