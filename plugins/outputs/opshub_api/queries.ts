@@ -187,23 +187,26 @@ function gapsBetween(spans: Counted[], fromNs: bigint, toNs: bigint): Array<[big
  * through; as a WHERE clause pushed into the scan it costs about twice as
  * much.
  */
-async function checkAndCount(conn: DuckDBConnection, o: SearchOptions, runs: Counted[][], gaps: Array<[bigint, bigint]>) {
+async function checkAndCount(conn: DuckDBConnection, o: SearchOptions, runs: Counted[][], gaps: Array<{ from: bigint; to: bigint; perSecond: boolean }>) {
   const ps = new Params();
+  const counts = `count(*) AS lines, sum(timestamp_ns) AS ts_sum, count(*) FILTER (WHERE hit) AS matches`;
   const parts = [
     ...runs.map((run, i) => `SELECT 'run' AS part, ${i} AS k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, 0 AS matches FROM opshub_logs WHERE ${selectWhere(o, ps, run[0]!.from, run.at(-1)!.to)}`),
-    ...gaps.map(
-      ([a, z]) => `SELECT 'bucket' AS part, timestamp_ns // ${ps.p(BUCKET_NS)} AS k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, count(*) FILTER (WHERE hit) AS matches
-        FROM (SELECT timestamp_ns, ${textMatch(o, ps)} AS hit FROM opshub_logs WHERE ${selectWhere(o, ps, a, z)}) GROUP BY k`,
-    ),
+    ...gaps.map((g, j) => {
+      const lines = `FROM (SELECT timestamp_ns, ${textMatch(o, ps)} AS hit FROM opshub_logs WHERE ${selectWhere(o, ps, g.from, g.to)})`;
+      return g.perSecond ? `SELECT 'bucket' AS part, timestamp_ns // ${ps.p(BUCKET_NS)} AS k, ${counts} ${lines} GROUP BY k` : `SELECT 'gap' AS part, ${j} AS k, ${counts} ${lines}`;
+    }),
   ];
   const found = parts.length ? await rows(conn, parts.join(' UNION ALL '), ps) : [];
   const now = runs.map(() => ({ lines: 0, tsSum: 0n }));
   const buckets = new Map<bigint, BucketCount>();
+  const whole = new Map<number, number>();
   for (const r of found) {
     if (r.part === 'run') now[Number(r.k)] = { lines: n(r.lines), tsSum: big(r.ts_sum) };
+    else if (r.part === 'gap') whole.set(Number(r.k), n(r.matches));
     else buckets.set(big(r.k), { lines: n(r.lines), tsSum: big(r.ts_sum), matches: n(r.matches) });
   }
-  return { now, buckets };
+  return { now, buckets, whole };
 }
 
 /** The spans of a run whose selected lines changed since they were counted (a range join of the lines with the spans). */
@@ -260,17 +263,19 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
   for (let attempt = 0; ; attempt++) {
     const runs = attempt < 2 ? chains(kept.within(fromNs, toNs), nowNs - RECENT_NS).slice(-MAX_KEPT_RUNS) : [];
     const trusted = runs.flat();
-    const gaps = gapsBetween(trusted, fromNs, toNs);
-    const { now, buckets } = await checkAndCount(conn, o, runs, gaps);
+    const fresh = keepable(gapsBetween(trusted, fromNs, toNs), fromNs, nowNs);
+    // Gaps with nothing to keep (the window's first, partial hour) are counted whole, not per second.
+    const gaps = gapsBetween(trusted, fromNs, toNs).map(([from, to]) => ({ from, to, perSecond: fresh.some((s) => s.from >= from && s.to <= to) }));
+    const { now, buckets, whole } = await checkAndCount(conn, o, runs, gaps);
     const changed = runs.filter((run, i) => run.reduce((a, s) => a + s.lines, 0) !== now[i]!.lines || run.reduce((a, s) => a + s.tsSum, 0n) !== now[i]!.tsSum);
     if (changed.length) {
       for (const run of changed) kept.forget(new Set(await changedSpans(conn, o, run)));
       continue;
     }
     const pieces = trusted.map((s) => ({ from: s.from, matches: s.matches }));
+    for (const [j, matches] of whole) if (matches) pieces.push({ from: gaps[j]!.from, matches });
     const counted = [...buckets].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     for (const [b, c] of counted) if (c.matches) pieces.push({ from: b * BUCKET_NS > fromNs ? b * BUCKET_NS : fromNs, matches: c.matches });
-    const fresh = keepable(gaps, fromNs, nowNs);
     let f = 0;
     for (const [b, c] of counted) {
       const at = b * BUCKET_NS;
