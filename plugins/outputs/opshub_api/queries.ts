@@ -187,14 +187,21 @@ function gapsBetween(spans: Counted[], fromNs: bigint, toNs: bigint): Array<[big
  * through; as a WHERE clause pushed into the scan it costs about twice as
  * much.
  */
-async function checkAndCount(conn: DuckDBConnection, o: SearchOptions, runs: Counted[][], gaps: Array<{ from: bigint; to: bigint; perSecond: boolean }>) {
+async function checkAndCount(conn: DuckDBConnection, o: SearchOptions, runs: Counted[][], gaps: Array<{ from: bigint; to: bigint; keepFrom?: bigint; keepTo?: bigint }>, recent: bigint) {
   const ps = new Params();
   const counts = `count(*) AS lines, sum(timestamp_ns) AS ts_sum, count(*) FILTER (WHERE hit) AS matches`;
   const parts = [
     ...runs.map((run, i) => `SELECT 'run' AS part, ${i} AS k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, 0 AS matches FROM opshub_logs WHERE ${selectWhere(o, ps, run[0]!.from, run.at(-1)!.to)}`),
     ...gaps.map((g, j) => {
       const lines = `FROM (SELECT timestamp_ns, ${textMatch(o, ps)} AS hit FROM opshub_logs WHERE ${selectWhere(o, ps, g.from, g.to)})`;
-      return g.perSecond ? `SELECT 'bucket' AS part, timestamp_ns // ${ps.p(BUCKET_NS)} AS k, ${counts} ${lines} GROUP BY k` : `SELECT 'gap' AS part, ${j} AS k, ${counts} ${lines}`;
+      if (g.keepFrom === undefined) return `SELECT 'gap' AS part, ${j} AS k, ${counts} ${lines}`;
+      // The key of the span a line is kept in (see keepable): the second it starts, per hour before `recent`, per second after; -1 before any.
+      const keep = ps.p(g.keepFrom);
+      const key = `CASE WHEN timestamp_ns < ${keep} THEN -1
+        WHEN timestamp_ns < ${ps.p(recent)} AND timestamp_ns < ${ps.p(g.keepTo!)} THEN greatest((timestamp_ns // ${ps.p(HOUR_NS)}) * ${ps.p(HOUR_NS)}, ${keep}) // ${ps.p(BUCKET_NS)}
+        ELSE timestamp_ns // ${ps.p(BUCKET_NS)} END`;
+      return `SELECT CASE WHEN k = -1 THEN 'gap' ELSE 'bucket' END AS part, CASE WHEN k = -1 THEN ${j} ELSE k END AS k, ${counts}
+        FROM (SELECT *, ${key} AS k ${lines}) GROUP BY k`;
     }),
   ];
   const found = parts.length ? await rows(conn, parts.join(' UNION ALL '), ps) : [];
@@ -224,6 +231,9 @@ async function changedSpans(conn: DuckDBConnection, o: SearchOptions, run: Count
   return run.filter((span, i) => (now.get(i)?.lines ?? 0) !== span.lines || (now.get(i)?.tsSum ?? 0n) !== span.tsSum);
 }
 
+const up = (ns: bigint, size: bigint) => bucketOf(ns + size - 1n, size) * size;
+const down = (ns: bigint, size: bigint) => bucketOf(ns, size) * size;
+
 /**
  * The spans of the gaps worth keeping, still empty: whole seconds that have
  * settled, outside the window's first, partial hour unless recent (a later
@@ -231,8 +241,6 @@ async function changedSpans(conn: DuckDBConnection, o: SearchOptions, run: Count
  * a span per clock hour before RECENT_NS, per second after it.
  */
 function keepable(gaps: Array<[bigint, bigint]>, fromNs: bigint, nowNs: bigint): Counted[] {
-  const up = (ns: bigint, size: bigint) => bucketOf(ns + size - 1n, size) * size;
-  const down = (ns: bigint, size: bigint) => bucketOf(ns, size) * size;
   const firstHour = up(fromNs, HOUR_NS);
   const settled = down(nowNs - SETTLE_NS, BUCKET_NS);
   const recent = down(nowNs - RECENT_NS, BUCKET_NS);
@@ -264,9 +272,12 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
     const runs = attempt < 2 ? chains(kept.within(fromNs, toNs), nowNs - RECENT_NS).slice(-MAX_KEPT_RUNS) : [];
     const trusted = runs.flat();
     const fresh = keepable(gapsBetween(trusted, fromNs, toNs), fromNs, nowNs);
-    // Gaps with nothing to keep (the window's first, partial hour) are counted whole, not per second.
-    const gaps = gapsBetween(trusted, fromNs, toNs).map(([from, to]) => ({ from, to, perSecond: fresh.some((s) => s.from >= from && s.to <= to) }));
-    const { now, buckets, whole } = await checkAndCount(conn, o, runs, gaps);
+    // Counted per span to keep; what lies before the first of a gap's (the window's first, partial hour) as a whole.
+    const gaps = gapsBetween(trusted, fromNs, toNs).map(([from, to]) => {
+      const mine = fresh.filter((s) => s.from >= from && s.to <= to);
+      return { from, to, keepFrom: mine[0]?.from, keepTo: mine.at(-1)?.to };
+    });
+    const { now, buckets, whole } = await checkAndCount(conn, o, runs, gaps, down(nowNs - RECENT_NS, BUCKET_NS));
     const changed = runs.filter((run, i) => run.reduce((a, s) => a + s.lines, 0) !== now[i]!.lines || run.reduce((a, s) => a + s.tsSum, 0n) !== now[i]!.tsSum);
     if (changed.length) {
       for (const run of changed) kept.forget(new Set(await changedSpans(conn, o, run)));
