@@ -7,11 +7,12 @@
 // only what it has not counted yet: the newest seconds, the window's first
 // partial hour, and stretches whose lines changed.
 //
-// A kept count is trusted only while the lines the search selects in its
-// stretch are the same as when it was counted: same number and same sum of
-// timestamps, checked on every search with a read of the timestamp and
-// level columns only. Lines are only appended or deleted, never updated,
-// so a late line or a retention delete shows in one or the other.
+// A kept count is trusted only while the lines of its stretch (all of them,
+// whatever the search's level and container) are the same as when it was
+// counted: same number and same sum of timestamps, checked on every search
+// with a read of the timestamp column only. Lines are only appended or
+// deleted, never updated, so a late line or a retention delete shows in one
+// or the other.
 //
 // Counts are taken per second and kept once the second ended SETTLE_NS ago
 // (lines still on their way would change it). Kept seconds older than
@@ -24,7 +25,7 @@ export const SETTLE_NS = 2_000_000_000n;
 export const RECENT_NS = 600_000_000_000n;
 export const HOUR_NS = 3_600_000_000_000n;
 
-/** A counted stretch [from, to): the lines the search selects (level, container), their timestamps' sum, the text matches among them. */
+/** A counted stretch [from, to): its lines (all levels and containers), their timestamps' sum, and the search's matches among them. */
 export interface Counted {
   from: bigint;
   to: bigint;

@@ -17,7 +17,8 @@ class Params {
   readonly values: DuckDBValue[] = [];
   p(value: DuckDBValue): string {
     this.values.push(value);
-    return `$${this.values.length}`;
+    // A JS bigint binds as HUGEINT, which would turn arithmetic and comparisons with BIGINT columns into 128-bit ones (division ~100x slower).
+    return typeof value === 'bigint' ? `$${this.values.length}::BIGINT` : `$${this.values.length}`;
   }
 }
 
@@ -164,6 +165,13 @@ const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt
 
 type BucketCount = Omit<Counted, 'from' | 'to'>;
 
+/** A stretch of the window [from, to) and the matches in it. */
+interface Piece {
+  from: bigint;
+  to: bigint;
+  matches: number;
+}
+
 /** Most runs of kept spans checked in one search; older ones are counted afresh. */
 const MAX_KEPT_RUNS = 8;
 
@@ -179,52 +187,63 @@ function gapsBetween(spans: Counted[], fromNs: bigint, toNs: bigint): Array<[big
   return gaps;
 }
 
+/** Only the time range: the lines a kept span's fingerprint covers, whatever a search's level and container. */
+const inRange = (ps: Params, fromNs: bigint, toNs: bigint) => `timestamp_ns >= ${ps.p(fromNs)} AND timestamp_ns < ${ps.p(toNs)}`;
+
 /**
  * One statement, so one snapshot and one round trip: for each run of kept
- * spans, its selected lines' number and timestamp sum now; for each gap,
- * the counts per bucket. The text match is an aggregate's FILTER, which
- * DuckDB evaluates after the scan, on the lines the level and container let
- * through; as a WHERE clause pushed into the scan it costs about twice as
- * much.
+ * spans, the number and timestamp sum of its lines now (a read of the
+ * timestamp column only); for each gap, the same per span to keep, and the
+ * matches. The text match is an aggregate's FILTER, which DuckDB evaluates
+ * after the scan, on the lines the level and container let through; as a
+ * WHERE clause pushed into the scan it costs about twice as much.
  */
 async function checkAndCount(conn: DuckDBConnection, o: SearchOptions, runs: Counted[][], gaps: Array<{ from: bigint; to: bigint; keepFrom?: bigint; keepTo?: bigint }>, recent: bigint) {
   const ps = new Params();
-  const counts = `count(*) AS lines, sum(timestamp_ns) AS ts_sum, count(*) FILTER (WHERE hit) AS matches`;
+  const matches = `count(*) FILTER (WHERE hit) AS matches`;
   const parts = [
-    ...runs.map((run, i) => `SELECT 'run' AS part, ${i} AS k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, 0 AS matches FROM opshub_logs WHERE ${selectWhere(o, ps, run[0]!.from, run.at(-1)!.to)}`),
-    ...gaps.map((g, j) => {
-      const lines = `FROM (SELECT timestamp_ns, ${textMatch(o, ps)} AS hit FROM opshub_logs WHERE ${selectWhere(o, ps, g.from, g.to)})`;
-      if (g.keepFrom === undefined) return `SELECT 'gap' AS part, ${j} AS k, ${counts} ${lines}`;
+    ...runs.map((run, i) => `SELECT 'run' AS part, ${i} AS k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, 0 AS matches FROM opshub_logs WHERE ${inRange(ps, run[0]!.from, run.at(-1)!.to)}`),
+    ...gaps.flatMap((g, j) => {
+      const selected = `SELECT timestamp_ns, ${textMatch(o, ps)} AS hit FROM opshub_logs WHERE ${selectWhere(o, ps, g.from, g.to)}`;
+      if (g.keepFrom === undefined) return [`SELECT 'gap' AS part, ${j} AS k, 0 AS lines, 0 AS ts_sum, ${matches} FROM (${selected})`];
       // The key of the span a line is kept in (see keepable): the second it starts, per hour before `recent`, per second after; -1 before any.
-      const keep = ps.p(g.keepFrom);
-      const key = `CASE WHEN timestamp_ns < ${keep} THEN -1
-        WHEN timestamp_ns < ${ps.p(recent)} AND timestamp_ns < ${ps.p(g.keepTo!)} THEN greatest((timestamp_ns // ${ps.p(HOUR_NS)}) * ${ps.p(HOUR_NS)}, ${keep}) // ${ps.p(BUCKET_NS)}
-        ELSE timestamp_ns // ${ps.p(BUCKET_NS)} END`;
-      return `SELECT CASE WHEN k = -1 THEN 'gap' ELSE 'bucket' END AS part, CASE WHEN k = -1 THEN ${j} ELSE k END AS k, ${counts}
-        FROM (SELECT *, ${key} AS k ${lines}) GROUP BY k`;
+      const key = () => {
+        const keep = ps.p(g.keepFrom!);
+        return `CASE WHEN timestamp_ns < ${keep} THEN -1
+          WHEN timestamp_ns < ${ps.p(recent)} AND timestamp_ns < ${ps.p(g.keepTo!)} THEN greatest((timestamp_ns // ${ps.p(HOUR_NS)}) * ${ps.p(HOUR_NS)}, ${keep}) // ${ps.p(BUCKET_NS)}
+          ELSE timestamp_ns // ${ps.p(BUCKET_NS)} END`;
+      };
+      return [
+        `SELECT 'span' AS part, k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, 0 AS matches
+           FROM (SELECT timestamp_ns, ${key()} AS k FROM opshub_logs WHERE ${inRange(ps, g.from, g.to)}) WHERE k <> -1 GROUP BY k`,
+        `SELECT CASE WHEN k = -1 THEN 'gap' ELSE 'bucket' END AS part, CASE WHEN k = -1 THEN ${j} ELSE k END AS k, 0 AS lines, 0 AS ts_sum, ${matches}
+           FROM (SELECT hit, ${key()} AS k FROM (${selected})) GROUP BY k`,
+      ];
     }),
   ];
   const found = parts.length ? await rows(conn, parts.join(' UNION ALL '), ps) : [];
   const now = runs.map(() => ({ lines: 0, tsSum: 0n }));
   const buckets = new Map<bigint, BucketCount>();
+  const bucket = (k: unknown) => buckets.get(big(k)) ?? buckets.set(big(k), { lines: 0, tsSum: 0n, matches: 0 }).get(big(k))!;
   const whole = new Map<number, number>();
   for (const r of found) {
     if (r.part === 'run') now[Number(r.k)] = { lines: n(r.lines), tsSum: big(r.ts_sum) };
     else if (r.part === 'gap') whole.set(Number(r.k), n(r.matches));
-    else buckets.set(big(r.k), { lines: n(r.lines), tsSum: big(r.ts_sum), matches: n(r.matches) });
+    else if (r.part === 'span') Object.assign(bucket(r.k), { lines: n(r.lines), tsSum: big(r.ts_sum) });
+    else bucket(r.k).matches = n(r.matches);
   }
   return { now, buckets, whole };
 }
 
-/** The spans of a run whose selected lines changed since they were counted (a range join of the lines with the spans). */
-async function changedSpans(conn: DuckDBConnection, o: SearchOptions, run: Counted[]): Promise<Counted[]> {
+/** The spans of a run whose lines changed since they were counted (a range join of the lines with the spans). */
+async function changedSpans(conn: DuckDBConnection, run: Counted[]): Promise<Counted[]> {
   const ps = new Params();
   const spans = run.map((s, i) => `(${ps.p(s.from)}::BIGINT, ${ps.p(s.to)}::BIGINT, ${i})`).join(', ');
   const found = await rows(
     conn,
     `SELECT s.i, count(*) AS lines, sum(l.timestamp_ns) AS ts_sum
        FROM opshub_logs l JOIN (VALUES ${spans}) s(f, t, i) ON l.timestamp_ns >= s.f AND l.timestamp_ns < s.t
-      WHERE ${selectWhere(o, ps, run[0]!.from, run.at(-1)!.to)} GROUP BY s.i`,
+      WHERE ${inRange(ps, run[0]!.from, run.at(-1)!.to)} GROUP BY s.i`,
     ps,
   );
   const now = new Map(found.map((r) => [Number(r.i), { lines: n(r.lines), tsSum: big(r.ts_sum) }]));
@@ -267,7 +286,7 @@ function keepable(gaps: Array<[bigint, bigint]>, fromNs: bigint, nowNs: bigint):
  * the changed spans are forgotten and the window counted again (the third
  * time without kept spans at all).
  */
-async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs: bigint, toNs: bigint, kept: SearchCounts, nowNs: bigint): Promise<Array<{ from: bigint; matches: number }>> {
+async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs: bigint, toNs: bigint, kept: SearchCounts, nowNs: bigint): Promise<Piece[]> {
   for (let attempt = 0; ; attempt++) {
     const runs = attempt < 2 ? chains(kept.within(fromNs, toNs), nowNs - RECENT_NS).slice(-MAX_KEPT_RUNS) : [];
     const trusted = runs.flat();
@@ -280,23 +299,24 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
     const { now, buckets, whole } = await checkAndCount(conn, o, runs, gaps, down(nowNs - RECENT_NS, BUCKET_NS));
     const changed = runs.filter((run, i) => run.reduce((a, s) => a + s.lines, 0) !== now[i]!.lines || run.reduce((a, s) => a + s.tsSum, 0n) !== now[i]!.tsSum);
     if (changed.length) {
-      for (const run of changed) kept.forget(new Set(await changedSpans(conn, o, run)));
+      for (const run of changed) kept.forget(new Set(await changedSpans(conn, run)));
       continue;
     }
-    const pieces = trusted.map((s) => ({ from: s.from, matches: s.matches }));
-    for (const [j, matches] of whole) if (matches) pieces.push({ from: gaps[j]!.from, matches });
+    const pieces: Piece[] = trusted.map((s) => ({ from: s.from, to: s.to, matches: s.matches }));
+    for (const [j, matches] of whole) if (matches) pieces.push({ from: gaps[j]!.from, to: gaps[j]!.keepFrom ?? gaps[j]!.to, matches });
     const counted = [...buckets].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const [b, c] of counted) if (c.matches) pieces.push({ from: b * BUCKET_NS > fromNs ? b * BUCKET_NS : fromNs, matches: c.matches });
     let f = 0;
     for (const [b, c] of counted) {
       const at = b * BUCKET_NS;
       while (f < fresh.length && fresh[f]!.to <= at) f++;
-      const span = fresh[f];
-      if (span && span.from <= at) {
+      const span = fresh[f] && fresh[f]!.from <= at ? fresh[f] : undefined;
+      if (span) {
         span.lines += c.lines;
         span.tsSum += c.tsSum;
         span.matches += c.matches;
       }
+      const to = span ? span.to : at + BUCKET_NS;
+      if (c.matches) pieces.push({ from: at > fromNs ? at : fromNs, to: to < toNs ? to : toNs, matches: c.matches });
     }
     kept.add(fresh, nowNs - RECENT_NS);
     return pieces;
@@ -305,8 +325,8 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
 
 /**
  * The window's matches over time (see matchesOverTime), whose sum is
- * `count`; then the newest `limit` rows, read only from the time from which
- * on there are that many. Two statements, as before: a line written between
+ * `count`; then the newest `limit` rows, read only between the time from
+ * which on there are that many and the end of the newest stretch with any. Two statements, as before: a line written between
  * them can be among the results but not yet in `count`.
  */
 export async function searchLogs(conn: DuckDBConnection, o: SearchOptions, counts = new MatchCounts(), nowMs = Date.now()): Promise<{ rows: SearchRow[]; count: number }> {
@@ -317,10 +337,12 @@ export async function searchLogs(conn: DuckDBConnection, o: SearchOptions, count
     pieces.sort((a, b) => (a.from < b.from ? 1 : a.from > b.from ? -1 : 0));
     let count = 0;
     let since = fromNs;
+    let until = toNs;
     let newest = 0;
     for (const piece of pieces) {
       count += piece.matches;
       if (newest < o.limit && piece.matches > 0) {
+        if (newest === 0) until = piece.to; // nothing newer matched
         newest += piece.matches;
         since = piece.from;
       }
@@ -328,7 +350,7 @@ export async function searchLogs(conn: DuckDBConnection, o: SearchOptions, count
     let found: Row[] = [];
     if (count > 0) {
       const columns = 'timestamp_ns, COALESCE(container_name, source) AS container, level, message, source, category, container_id, attributes';
-      found = await newestRows(conn, columns, (ps) => `${selectWhere(o, ps, since, toNs)} AND ${textMatch(o, ps)}`, o.limit);
+      found = await newestRows(conn, columns, (ps) => `${selectWhere(o, ps, since, until)} AND ${textMatch(o, ps)}`, o.limit);
     }
     return {
       count,
