@@ -52,7 +52,7 @@ export function chains(spans: Counted[], cut: bigint): Counted[][] {
 export class SearchCounts {
   private spans: Counted[] = [];
 
-  constructor(private maxSpans = 20_000) {}
+  constructor(private maxSpans = 10_000) {}
 
   /** The spans wholly inside [from, to), oldest first. */
   within(from: bigint, to: bigint): Counted[] {
@@ -101,7 +101,7 @@ export class SearchCounts {
 export class MatchCounts {
   private bySearch = new Map<string, SearchCounts>();
 
-  constructor(private maxSearches = 256) {}
+  constructor(private maxSearches = 64) {}
 
   /** The kept counts of one search (created empty), marked as just used. */
   of(key: string): SearchCounts {
