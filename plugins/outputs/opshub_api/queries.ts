@@ -291,7 +291,7 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
     const runs = attempt < 2 ? chains(kept.within(fromNs, toNs), nowNs - RECENT_NS).slice(-MAX_KEPT_RUNS) : [];
     const trusted = runs.flat();
     const fresh = keepable(gapsBetween(trusted, fromNs, toNs), fromNs, nowNs);
-    // Counted per span to keep; what lies before the first of a gap's (the window's first, partial hour) as a whole.
+    // Each gap is counted per span to keep, and what lies before its first span (the window's first, partial hour) as a whole.
     const gaps = gapsBetween(trusted, fromNs, toNs).map(([from, to]) => {
       const mine = fresh.filter((s) => s.from >= from && s.to <= to);
       return { from, to, keepFrom: mine[0]?.from, keepTo: mine.at(-1)?.to };
