@@ -16,16 +16,15 @@
 // RATE= lines/s offered, 0 = flat out; DISTINCT=1: every client its own
 // search term, tail and period; MAX_QUERIES= opshub_api's max_concurrent_queries)
 
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Agent } from '../core/agent.ts';
 import { builtinPlugins } from '../core/builtins.ts';
-import { makeLog, nowNs, type LogEvent } from '../core/events.ts';
-import type { Accumulator, PluginDefinition, ServiceInput } from '../core/plugin.ts';
 import { TABLES_DDL } from '../plugins/outputs/duckdb/schema.ts';
+import { floodInput } from './support/flood.ts';
 
 const LINES = Number(process.env.LINES ?? 10_000_000);
 const CLIENTS = Number(process.env.CLIENTS ?? 20);
@@ -81,62 +80,8 @@ async function generate(): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
-// --- 2. ingestion: realistic container lines, as fast as the pipeline acknowledges them ---
-const samplesDir = path.resolve(import.meta.dirname, '../plugins/processors/regex_classifier/testdata');
-const pool = readdirSync(samplesDir)
-  .flatMap((f) => readFileSync(path.join(samplesDir, f), 'utf8').split('\n').filter(Boolean).map((line) => ({ container: f.replace('.log', ''), line })))
-  .filter((s) => s.line.length >= 60 && s.line.length <= 300);
-
-const flood: PluginDefinition = {
-  kind: 'service_input',
-  type: 'flood',
-  description: 'Bench input: emits container lines as fast as they are acknowledged.',
-  schema: { type: 'object', additionalProperties: false, properties: {} },
-  create: (): ServiceInput => {
-    let stopped = false;
-    let pending = 0;
-    let seq = 0;
-    const MAX_PENDING = 40_000;
-    const BATCH = 1000;
-    let acc: Accumulator;
-    let timer: NodeJS.Timeout | undefined;
-    let budget = 0;
-    let last = performance.now();
-    const pump = () => {
-      if (RATE > 0) {
-        const now = performance.now();
-        budget = Math.min(RATE, budget + ((now - last) / 1000) * RATE);
-        last = now;
-      }
-      while (!stopped && pending < MAX_PENDING && (RATE === 0 || budget >= BATCH)) {
-        budget -= BATCH;
-        const events: LogEvent[] = [];
-        for (let i = 0; i < BATCH; i++) {
-          const s = pool[seq++ % pool.length]!;
-          events.push(makeLog({ timestamp: nowNs(), source: s.container, message: s.line, labels: { container: s.container, stream: 'stdout' } }));
-        }
-        pending += BATCH;
-        acc.emitTracked(events, {
-          onDelivered: () => {
-            pending -= BATCH;
-            setImmediate(pump);
-          },
-        });
-      }
-    };
-    return {
-      async start(a) {
-        acc = a;
-        setImmediate(pump);
-        if (RATE > 0) timer = setInterval(pump, 10);
-      },
-      async stop() {
-        stopped = true;
-        clearInterval(timer);
-      },
-    };
-  },
-};
+// --- 2. ingestion: realistic container lines, as fast as the pipeline acknowledges them (or at RATE) ---
+const flood = floodInput({ rate: RATE, minLength: 60, maxLength: 300 });
 
 // --- 3. load ----------------------------------------------------------------------
 const ROUTES = ['/search/logs?query=timeout&level=error&limit=50', '/logs/all?tail=100', '/analytics/users?period=24'];
