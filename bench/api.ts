@@ -24,7 +24,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { Agent } from '../core/agent.ts';
 import { builtinPlugins } from '../core/builtins.ts';
 import { TABLES_DDL } from '../plugins/outputs/duckdb/schema.ts';
-import { floodInput } from './support/flood.ts';
+import { floodInput, floodPipelineYaml } from './support/flood.ts';
 
 const LINES = Number(process.env.LINES ?? 10_000_000);
 const CLIENTS = Number(process.env.CLIENTS ?? 20);
@@ -159,28 +159,14 @@ async function main(): Promise<void> {
   const yaml = path.join(tmp, 'bench.yaml');
   writeFileSync(
     yaml,
-    `agent:
-  self_metrics: false
-  log_level: warn
-  data_dir: ${tmp}
-inputs:
-  - type: flood
-processors:
-  - type: regex_classifier
-  - type: user_extraction
-outputs:
-  - type: duckdb
-    path: ${file}
-    batch_size: 10000
-    flush_interval: 200ms
-    buffer_limit: 100000
-    checkpoint_interval: '0'
-    threads: ${THREADS}
-    retention: { enabled: false }
-  - type: opshub_api
+    floodPipelineYaml({
+      dataDir: tmp,
+      duckdb: [`path: ${file}`, 'batch_size: 10000', `threads: ${THREADS}`],
+      outputs: `  - type: opshub_api
     flush_interval: 200ms
 ${process.env.MAX_QUERIES ? `    max_concurrent_queries: ${process.env.MAX_QUERIES}\n` : ''}    buffer_limit: 100000
 `,
+    }),
   );
   const agent = await Agent.start({ file: yaml, builtins: [...builtinPlugins, flood], watch: false, listen: '127.0.0.1:0' });
   const url = agent.http.url();

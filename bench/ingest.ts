@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Agent } from '../core/agent.ts';
 import { builtinPlugins } from '../core/builtins.ts';
-import { floodInput } from './support/flood.ts';
+import { floodInput, floodPipelineYaml } from './support/flood.ts';
 
 const SECONDS = Number(process.env.SECONDS ?? 20);
 /** Lines the input lets out before it waits for acknowledgements (docker_logs' max_pending_lines). */
@@ -20,27 +20,7 @@ const MAX_PENDING = Number(process.env.MAX_PENDING ?? 40_000);
 const BATCH = Number(process.env.BATCH ?? 10_000);
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'opshub-bench-ingest-'));
 const yaml = path.join(tmp, 'bench.yaml');
-writeFileSync(
-  yaml,
-  `agent:
-  self_metrics: false
-  log_level: warn
-  data_dir: ${tmp}
-inputs:
-  - type: flood
-processors:
-  - type: regex_classifier
-  - type: user_extraction
-outputs:
-  - type: duckdb
-    batch_size: ${BATCH}
-    flush_interval: 200ms
-    buffer_limit: 100000
-    checkpoint_interval: '0'
-    threads: 1
-    retention: { enabled: false }
-`,
-);
+writeFileSync(yaml, floodPipelineYaml({ dataDir: tmp, duckdb: [`batch_size: ${BATCH}`, 'threads: 1'] }));
 // 20,000 distinct lines of about 150 bytes, as in bench/processing.ts.
 const agent = await Agent.start({ file: yaml, builtins: [...builtinPlugins, floodInput({ minLength: 100, maxLength: 260, distinct: 20_000, maxPending: MAX_PENDING })], watch: false, listen: '127.0.0.1:0' });
 const written = () => agent.pipeline.outputs.get('duckdb')!.stats.written;

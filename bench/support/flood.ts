@@ -103,3 +103,28 @@ export function floodInput(opts: FloodOptions = {}): PluginDefinition {
     },
   };
 }
+
+/**
+ * The pipeline file the ingestion benches run: the flood input →
+ * regex_classifier → user_extraction → outputs.duckdb (retention and
+ * scheduled checkpoints off), with `duckdb` lines added to the DuckDB entry
+ * and `outputs` (YAML list items) after it.
+ */
+export function floodPipelineYaml(opts: { dataDir: string; duckdb: string[]; outputs?: string }): string {
+  return `agent:
+  self_metrics: false
+  log_level: warn
+  data_dir: ${opts.dataDir}
+inputs:
+  - type: flood
+processors:
+  - type: regex_classifier
+  - type: user_extraction
+outputs:
+  - type: duckdb
+    flush_interval: 200ms
+    buffer_limit: 100000
+    checkpoint_interval: '0'
+    retention: { enabled: false }
+${opts.duckdb.map((l) => `    ${l}\n`).join('')}${opts.outputs ?? ''}`;
+}
