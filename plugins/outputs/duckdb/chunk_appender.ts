@@ -122,28 +122,20 @@ class DoubleColumn extends FixedColumn<Float64Array> {
   }
 }
 
-const enum Slot {
-  Empty = 0,
-  Inline = 1,
-  Arena = 2,
-  Copy = 3,
-}
-
 class VarcharColumn implements Column {
   /** The string entries of the chunk's rows, as they go to the vector. */
   private readonly entries = new Uint8Array(CHUNK_ROWS * ENTRY);
   private readonly words = new Uint32Array(this.entries.buffer);
   private arena = Buffer.allocUnsafe(64 * 1024);
   private readonly lengths = new Int32Array(CHUNK_ROWS);
-  private readonly slots = new Uint8Array(CHUNK_ROWS);
-  /** For a Copy slot: the row whose entry it reuses. */
-  private readonly copyOf = new Int32Array(CHUNK_ROWS);
+  /** Rows whose string goes through the arena, and the strings. */
   private readonly arenaRows: number[] = [];
   private readonly arenaValues: string[] = [];
+  /** Rows that repeat an earlier row's string, and that row: its entry is reused. */
+  private readonly copyRows: number[] = [];
+  private readonly copyFrom: number[] = [];
   private readonly validity = new Validity();
   private readonly firstRowOf?: Map<string, number>;
-  private inlined = false;
-  private copies = false;
 
   constructor(repeats: boolean) {
     if (repeats) this.firstRowOf = new Map();
@@ -156,14 +148,12 @@ class VarcharColumn implements Column {
     if (seen) {
       const first = seen.get(s);
       if (first !== undefined) {
-        this.slots[row] = Slot.Copy;
-        this.copyOf[row] = first;
-        this.copies = true;
+        this.copyRows.push(row);
+        this.copyFrom.push(first);
         return;
       }
       seen.set(s, row);
     }
-    this.slots[row] = Slot.Arena;
     this.arenaRows.push(row);
     this.arenaValues.push(s);
   }
@@ -180,24 +170,20 @@ class VarcharColumn implements Column {
     for (let i = at + 4 + n; i < at + ENTRY; i++) e[i] = 0;
     e[at] = n; // length, little-endian uint32 (n ≤ 12)
     e[at + 1] = e[at + 2] = e[at + 3] = 0;
-    this.slots[row] = Slot.Inline;
-    this.inlined = true;
     return true;
   }
 
   setNull(row: number): void {
     this.entries.fill(0, row * ENTRY, row * ENTRY + ENTRY);
-    this.slots[row] = Slot.Empty;
     this.validity.setNull(row);
   }
 
   flush(vector: duckdb.Vector, rows: number): void {
     const e = this.entries;
     if (this.arenaRows.length) this.writeArena(vector);
-    if (this.copies) {
-      for (let r = 0; r < rows; r++) {
-        if (this.slots[r] === Slot.Copy) e.copyWithin(r * ENTRY, this.copyOf[r]! * ENTRY, this.copyOf[r]! * ENTRY + ENTRY);
-      }
+    for (let i = 0; i < this.copyRows.length; i++) {
+      const from = this.copyFrom[i]! * ENTRY;
+      e.copyWithin(this.copyRows[i]! * ENTRY, from, from + ENTRY);
     }
     duckdb.copy_data_to_vector(vector, 0, e.buffer, 0, rows * ENTRY);
     this.validity.flush(vector, rows);
@@ -262,10 +248,10 @@ class VarcharColumn implements Column {
   reset(): void {
     this.arenaRows.length = 0;
     this.arenaValues.length = 0;
+    this.copyRows.length = 0;
+    this.copyFrom.length = 0;
     this.firstRowOf?.clear();
     this.validity.reset();
-    this.inlined = false;
-    this.copies = false;
   }
 }
 

@@ -350,12 +350,16 @@ export class Store {
 
   async checkpoint(): Promise<void> {
     await this.exclusive(async () => {
-      if (this.writer) {
-        await compactPositions(this.writer);
-        await this.writer.run('CHECKPOINT');
-        this.lastCheckpointMs = Date.now();
-      }
+      if (this.writer) await this.checkpointNow(this.writer);
     });
+  }
+
+  /** Drops superseded positions, then folds the WAL into the file. */
+  private async checkpointNow(conn: DuckDBConnection): Promise<void> {
+    await compactPositions(conn);
+    this.positionRows = 0;
+    await conn.run('CHECKPOINT');
+    this.lastCheckpointMs = Date.now();
   }
 
   /** When the last CHECKPOINT finished (ms since the epoch), for health pages. */
@@ -415,8 +419,7 @@ export class Store {
       this.closed = true;
       if (this.writer) {
         try {
-          await compactPositions(this.writer);
-          await this.writer.run('CHECKPOINT');
+          await this.checkpointNow(this.writer);
         } catch (err) {
           this.opts.warn('checkpoint', `CHECKPOINT at shutdown failed (the WAL is replayed at the next start): ${duckdbMessage(err)}`);
         }
