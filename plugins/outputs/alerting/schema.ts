@@ -143,13 +143,25 @@ const ABSENT_RULE = {
   forget_after: duration('A series absent this long is forgotten (its alert resolves); "0": never.', '24h'),
 };
 
-function ruleBranch(type: RuleType, own: Record<string, unknown>, required: string[]) {
-  const properties: Record<string, unknown> = { ...COMMON_RULE, ...own, type: { const: type, description: COMMON_RULE.type.description } };
-  if (type === 'absent') properties.for = duration('How long without data before the alert fires.', '5m');
+/**
+ * One branch of a `type`-discriminated schema (rules, notifiers): when
+ * `type` is this one, the common keys and this type's own, nothing else.
+ */
+function typeBranch(common: { type: { description: string } }, type: string, own: Record<string, unknown>, required: string[]) {
   return {
     if: { type: 'object', properties: { type: { const: type } }, required: ['type'] },
-    then: { type: 'object', additionalProperties: false, required: ['name', 'type', ...required], properties },
+    then: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'type', ...required],
+      properties: { ...common, ...own, type: { const: type, description: common.type.description } },
+    },
   };
+}
+
+function ruleBranch(type: RuleType, own: Record<string, unknown>, required: string[]) {
+  const keys = type === 'absent' ? { ...own, for: duration('How long without data before the alert fires.', '5m') } : own;
+  return typeBranch(COMMON_RULE, type, keys, required);
 }
 
 /** One rule (YAML `rules[]` and the API's POST /alerts/configure). */
@@ -216,15 +228,7 @@ const EMAIL_NOTIFIER = {
 };
 
 function notifierBranch(type: NotifierType, own: Record<string, unknown>, required: string[]) {
-  return {
-    if: { type: 'object', properties: { type: { const: type } }, required: ['type'] },
-    then: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['name', 'type', ...required],
-      properties: { ...COMMON_NOTIFIER, ...own, type: { const: type, description: COMMON_NOTIFIER.type.description } },
-    },
-  };
+  return typeBranch(COMMON_NOTIFIER, type, own, required);
 }
 
 export const NOTIFIER_SCHEMA = {
