@@ -19,6 +19,7 @@
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Agent } from '../core/agent.ts';
@@ -188,7 +189,11 @@ ${process.env.MAX_QUERIES ? `    max_concurrent_queries: ${process.env.MAX_QUERI
     for (const r of ROUTES) await fetch(`${url}${r}`).then((res) => res.text());
     const clients = startClients(url);
     const loadedCpu0 = process.cpuUsage();
+    // How long the agent's event loop made work wait: every request needs a few turns of it.
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+    loopDelay.enable();
     const loaded = await rate(SECONDS);
+    loopDelay.disable();
     const loadedCores = cpuCores(loadedCpu0, SECONDS);
     const { latencies, errors } = await clients.stop();
 
@@ -203,6 +208,8 @@ ${process.env.MAX_QUERIES ? `    max_concurrent_queries: ${process.env.MAX_QUERI
     console.log(`ingestion under load: ${Math.round(loaded).toLocaleString('en')} lines/s = ${((loaded / alone) * 100).toFixed(0)} % of alone (target >= 80 %)`);
     const worst = Math.max(...[...latencies.values()].map((l) => pct([...l].sort((a, b) => a - b), 95)));
     console.log(`process CPU: ${aloneCores.toFixed(2)} cores ingesting alone, ${loadedCores.toFixed(2)} under load (the clients' thread included)`);
+    const ms = (ns: number) => (ns / 1e6).toFixed(0);
+    console.log(`agent event-loop delay under load: p50 ${ms(loopDelay.percentile(50))} ms, p99 ${ms(loopDelay.percentile(99))} ms, max ${ms(loopDelay.max)} ms`);
     console.log(`p95 target <= 300 ms: ${worst <= 300 ? 'met' : 'missed'} (worst p95 ${worst.toFixed(0)} ms); ingestion target: ${loaded / alone >= 0.8 ? 'met' : 'missed'}`);
     const q = await fetch(`${url}/api/query/duckdb`, {
       method: 'POST',

@@ -65,13 +65,23 @@ export function floodInput(opts: FloodOptions = {}): PluginDefinition {
       let timer: NodeJS.Timeout | undefined;
       let budget = 0;
       let last = performance.now();
+      let scheduled = false;
+      const schedule = () => {
+        if (scheduled) return;
+        scheduled = true;
+        setImmediate(pump);
+      };
       const pump = () => {
+        scheduled = false;
         if (rate > 0) {
           const now = performance.now();
           budget = Math.min(rate, budget + ((now - last) / 1000) * rate);
           last = now;
         }
-        while (!stopped && pending < maxPending && (rate === 0 || budget >= chunk)) {
+        // One chunk per event-loop turn, as a real input gets one socket read
+        // per turn: a burst of 40 chunks in one turn would hold the loop
+        // (and any HTTP request waiting on it) for ~150 ms.
+        if (!stopped && pending < maxPending && (rate === 0 || budget >= chunk)) {
           budget -= chunk;
           const events: LogEvent[] = [];
           for (let i = 0; i < chunk; i++) {
@@ -82,9 +92,10 @@ export function floodInput(opts: FloodOptions = {}): PluginDefinition {
           acc.emitTracked(events, {
             onDelivered: () => {
               pending -= chunk;
-              setImmediate(pump);
+              schedule();
             },
           });
+          schedule();
         }
         // Paused until acknowledged: outputs need not wait for a fuller batch.
         if (pending >= maxPending) acc.flush();
@@ -92,7 +103,7 @@ export function floodInput(opts: FloodOptions = {}): PluginDefinition {
       return {
         async start(a) {
           acc = a;
-          setImmediate(pump);
+          schedule();
           if (rate > 0) timer = setInterval(pump, 10);
         },
         async stop() {
