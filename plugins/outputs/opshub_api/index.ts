@@ -27,6 +27,7 @@ import {
   modelUsage,
   searchLogs,
   sessions,
+  sessionSummary,
   tailLogs,
   userActivity,
   withReader,
@@ -448,11 +449,10 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
         const period = Number(r.query.period);
         const now = Date.now();
         const fromMs = now - period * HOUR_MS;
-        const { activity, list } = await read(async (conn) => ({
+        const { activity, summary } = await read(async (conn) => ({
           activity: await userActivity(conn, fromMs),
-          list: await sessions(conn, { fromMs, idleMs }),
+          summary: await sessionSummary(conn, { fromMs, idleMs, nowMs: now }),
         }));
-        const views = list.map((s) => sessionView(s, now));
         const hourly = Array.from({ length: 24 }, (_, h) => {
           const found = activity.hourly.find((x) => x.hour === h);
           return { hour: String(h).padStart(2, '0'), users: found?.users ?? 0, requests: found?.requests ?? 0 };
@@ -460,10 +460,10 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
         return {
           period: formatPeriod(period),
           total_users: activity.totalUsers,
-          active_users: new Set(views.filter((s) => s.status === 'active').map((s) => s.username)).size,
-          peak_concurrent: peakConcurrent(list),
-          total_sessions: list.length,
-          average_session_duration: list.length ? round(list.reduce((a, s) => a + (s.last_ms - s.started_ms), 0) / list.length / 1000, 1) : 0,
+          active_users: summary.activeUsers,
+          peak_concurrent: summary.peak,
+          total_sessions: summary.total,
+          average_session_duration: summary.total ? round(summary.meanMs / 1000, 1) : 0,
           top_models: activity.topModels,
           hourly_activity: hourly,
         };
@@ -554,20 +554,6 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
 
     selfMetrics: () => ({ followers: hub.size, follow_lines_dropped_total: followDropped, queries_waiting: queries.queued, shared_answers_total: sharing.shared }),
   };
-}
-
-/** Most sessions open at once (a session is open from its first to its last event). */
-export function peakConcurrent(list: Array<{ started_ms: number; last_ms: number }>): number {
-  const edges: Array<[number, number]> = [];
-  for (const s of list) edges.push([s.started_ms, 1], [s.last_ms, -1]);
-  edges.sort((a, b) => a[0] - b[0] || b[1] - a[1]); // opens before closes at the same instant
-  let open = 0;
-  let peak = 0;
-  for (const [, d] of edges) {
-    open += d;
-    peak = Math.max(peak, open);
-  }
-  return peak;
 }
 
 export const opshubApi: PluginDefinition<OpshubApiConfig> = {

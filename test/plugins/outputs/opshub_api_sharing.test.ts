@@ -1,11 +1,10 @@
 // How opshub_api keeps store reads cheap: identical requests in flight share
 // one query, aggregate answers are reused for their TTL, at most N queries
-// run at once (the rest wait in order), and peak concurrency of sessions.
+// run at once (the rest wait in order).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Coalescer, requestKey, Semaphore } from '../../../plugins/outputs/opshub_api/sharing.ts';
-import { peakConcurrent } from '../../../plugins/outputs/opshub_api/index.ts';
 import { formatPeriod, formatUptime, formatMemory, formatNetwork } from '../../../plugins/outputs/opshub_api/format.ts';
 
 const deferred = <T>() => {
@@ -71,19 +70,6 @@ test('the semaphore runs at most N at once and the rest in arrival order', async
 test('request keys ignore the order of query parameters', () => {
   assert.equal(requestKey('/search/logs', { limit: 50, query: 'x' }), requestKey('/search/logs', { query: 'x', limit: 50 }));
   assert.notEqual(requestKey('/search/logs', { limit: 50 }), requestKey('/search/logs', { limit: 51 }));
-});
-
-test('peak concurrency counts sessions open at the same instant', () => {
-  const cases: Array<[Array<[number, number]>, number]> = [
-    [[], 0],
-    [[[0, 10]], 1],
-    [[[0, 10], [5, 15], [20, 30]], 2],
-    [[[0, 10], [10, 20]], 2], // one ends as the other starts: both open at t=10
-    [[[0, 0], [0, 0], [0, 0]], 3],
-  ];
-  for (const [sessions, peak] of cases) {
-    assert.equal(peakConcurrent(sessions.map(([started_ms, last_ms]) => ({ started_ms, last_ms }))), peak, JSON.stringify(sessions));
-  }
 });
 
 test("OpsHub's human strings", () => {
