@@ -738,8 +738,12 @@ export class AgentHttpServer implements HttpMount {
 
   private replyHandler(route: ReplyRoute) {
     return async (request: FastifyRequest, reply: FastifyReply) => {
-      const abort = new AbortController();
-      reply.raw.once('close', () => abort.abort());
+      // Made on first use, and aborted only for a client that went away before
+      // the answer: an abort builds a DOMException, a cost on every request otherwise.
+      let abort: AbortController | undefined;
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) abort?.abort();
+      });
       let taken = false;
       const url = new URL(request.raw.url ?? '/', 'http://localhost');
       const rr: RouteRequest = {
@@ -748,7 +752,11 @@ export class AgentHttpServer implements HttpMount {
         query: (request.query ?? {}) as Record<string, any>,
         body: request.body,
         url,
-        signal: abort.signal,
+        get signal() {
+          abort ??= new AbortController();
+          if (reply.raw.destroyed && !reply.raw.writableFinished) abort.abort();
+          return abort.signal;
+        },
         status: (code) => void reply.code(code),
         header: (name, value) => void reply.header(name, value),
         takeOver: () => {

@@ -82,6 +82,24 @@ export interface SqlStore {
   readonly file: string;
   /** When the last CHECKPOINT finished (ms since the epoch). */
   readonly lastCheckpointMs?: number;
+  /** Where in time its log lines changed, for readers that keep answers about the past. */
+  readonly logChanges?: LogChanges;
+}
+
+/**
+ * The versions of a store's log lines: every change (lines added or
+ * removed) bumps `version` and is remembered with the range of timestamps
+ * it touched.
+ */
+export interface LogChanges {
+  /** Read before a statement: every change up to it is visible to that statement. */
+  readonly version: number;
+  /**
+   * The timestamp ranges [from, to] (ns) changed after `version`; undefined
+   * when no longer known (too many changes since), so the reader must check
+   * for itself.
+   */
+  since(version: number): Array<[bigint, bigint]> | undefined;
 }
 
 export interface StoreOwner {

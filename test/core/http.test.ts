@@ -294,3 +294,36 @@ test('CORS from agent.http.cors.origins: allowed origins get the headers and pre
     await t.stop();
   }
 });
+
+test("a reply route's signal aborts when the client goes away before the answer, and not after a complete one", async () => {
+  const { http, url } = await server();
+  try {
+    let slow: AbortSignal | undefined;
+    let fast: AbortSignal | undefined;
+    const gone = new Promise<void>((resolve) => {
+      http.route({
+        method: 'GET',
+        path: '/slow',
+        reply: async (r) => {
+          slow = r.signal;
+          await new Promise<void>((done) => r.signal.addEventListener('abort', () => done(), { once: true }));
+          resolve();
+          return { late: true };
+        },
+      });
+    });
+    http.route({ method: 'GET', path: '/fast', reply: (r) => ((fast = r.signal), { ok: true }) });
+    assert.deepEqual(await (await fetch(`${url}/fast`)).json(), { ok: true });
+    const client = new AbortController();
+    const request = fetch(`${url}/slow`, { signal: client.signal }).catch(() => undefined);
+    while (!slow) await new Promise((r) => setTimeout(r, 5));
+    client.abort();
+    await gone;
+    await request;
+    assert.equal(slow.aborted, true);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(fast!.aborted, false, 'a finished answer is not aborted');
+  } finally {
+    await http.stop();
+  }
+});

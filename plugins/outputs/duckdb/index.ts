@@ -159,7 +159,7 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
       store.exclusive(async () => {
         if (stopped || !store.isOpen) throw new RetryableError('the DuckDB store is not open');
         await upsertAlerts(store.connection, rows);
-      }),
+      }, true),
     selfMetrics() {
       let bytes = 0;
       try {

@@ -7,6 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection, type DuckDBPreparedStatement } from '@duckdb/node-api';
+import { ChangeLog } from './changes.ts';
 import { ChunkAppender, type ColumnSpec } from './chunk_appender.ts';
 import type { Event, LogEvent, MetricEvent } from '../../../core/events.ts';
 import type { Checkpoint, WriteContext } from '../../../core/plugin.ts';
@@ -157,6 +158,8 @@ export class Store {
   private queries = new Set<DuckDBConnection>();
   private closed = false;
   private lastLabels?: Record<string, string>;
+  /** Where in time the log lines changed, by version (see changes.ts). */
+  readonly logChanges = new ChangeLog();
   private lastLabelsJson = '{}';
   /** JSON text of attribute keys seen so far (`"key":`), to build attribute JSON without re-escaping keys. */
   private keys = new Map<string, string>();
@@ -171,8 +174,17 @@ export class Store {
     return this.writer !== undefined;
   }
 
-  /** Runs `fn` after everything queued before it on the writer (writes, checkpoints, retention never overlap). */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` after everything queued before it on the writer (writes,
+   * checkpoints, retention never overlap). Unless `logsUntouched`, readers
+   * are then told that any log line may have changed.
+   */
+  exclusive<T>(fn: () => Promise<T>, logsUntouched = false): Promise<T> {
+    const run = this.serial(fn);
+    return logsUntouched ? run : run.finally(() => this.logChanges.everything());
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.chain.then(fn, fn);
     this.chain = run.catch(() => undefined);
     return run;
@@ -208,6 +220,7 @@ export class Store {
     }
     this.writer = conn;
     this.committedStale = true;
+    this.logChanges.everything();
   }
 
   /** The writer connection, for retention and checkpoints (call inside exclusive()). */
@@ -225,7 +238,7 @@ export class Store {
 
   /** The committed position of every (input, key), as inputs may want to read it. */
   async positions(): Promise<Checkpoint[]> {
-    return this.exclusive(async () => {
+    return this.serial(async () => {
       const reader = await this.connection.runAndReadAll(
         `SELECT input, "key", arg_max(value, "order"), max("order") FROM _opshub_positions GROUP BY input, "key" ORDER BY input, "key"`,
       );
@@ -234,7 +247,7 @@ export class Store {
   }
 
   write(events: Event[], ctx: WriteContext): Promise<WriteStats> {
-    return this.exclusive(() => this.writeNow(events, ctx));
+    return this.serial(() => this.writeNow(events, ctx));
   }
 
   private async writeNow(events: Event[], ctx: WriteContext): Promise<WriteStats> {
@@ -251,6 +264,8 @@ export class Store {
     let lastInput: string | undefined;
     let lastKey: string | undefined;
     let lastDone: string | undefined;
+    let oldest: bigint | undefined;
+    let newest: bigint | undefined;
     await conn.run('BEGIN TRANSACTION');
     try {
       for (let i = 0; i < events.length; i++) {
@@ -272,6 +287,8 @@ export class Store {
           logs ??= this.writers.logs.attach(await conn.createAppender('opshub_logs'));
           const attrsJson = this.appendLog(logs, e);
           stats.logs++;
+          if (oldest === undefined || e.timestamp < oldest) oldest = e.timestamp;
+          if (newest === undefined || e.timestamp > newest) newest = e.timestamp;
           if (namesSomeone(e)) {
             activity ??= this.writers.activity.attach(await conn.createAppender('opshub_activity'));
             appendActivity(activity, e, attrsJson);
@@ -298,6 +315,7 @@ export class Store {
         }
       }
       await conn.run('COMMIT');
+      if (oldest !== undefined) this.recordChanges(events, oldest, newest!);
       for (const cp of moved) committed.set(posKey(cp.input, cp.key), cp.order);
       return stats;
     } catch (err) {
@@ -309,11 +327,35 @@ export class Store {
         }
       }
       await conn.run('ROLLBACK').catch(() => undefined);
+      if (oldest !== undefined) this.recordChanges(events, oldest, newest!);
       // The commit may or may not have happened: read the positions again before the next write.
       this.committedStale = true;
       if (/invalidated|FATAL/i.test(duckdbMessage(err))) await this.reopen();
       throw classify(err);
     }
+  }
+
+  /**
+   * Tells readers where in time a batch's log lines landed: one range, or,
+   * when they spread wider than a few seconds (a backlog replayed beside new
+   * lines), the seconds they fill, so that the time between stays trusted.
+   */
+  private recordChanges(events: Event[], oldest: bigint, newest: bigint): void {
+    if (newest - oldest <= SPREAD_NS || oldest < 0n) {
+      this.logChanges.record(oldest, newest);
+      return;
+    }
+    const seconds = [...new Set(events.filter((e) => e.kind === 'log').map((e) => e.timestamp / SECOND_NS))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    let from = seconds[0]!;
+    let to = from;
+    for (const s of seconds.slice(1)) {
+      if (s - to > 1n) {
+        this.logChanges.record(from * SECOND_NS, to * SECOND_NS + SECOND_NS - 1n);
+        from = s;
+      }
+      to = s;
+    }
+    this.logChanges.record(from * SECOND_NS, to * SECOND_NS + SECOND_NS - 1n);
   }
 
   /** Appends one log row; returns the attributes' JSON for reuse. */
@@ -349,7 +391,7 @@ export class Store {
   }
 
   async checkpoint(): Promise<void> {
-    await this.exclusive(async () => {
+    await this.serial(async () => {
       if (this.writer) await this.checkpointNow(this.writer);
     });
   }
@@ -428,6 +470,10 @@ export class Store {
     });
   }
 }
+
+const SECOND_NS = 1_000_000_000n;
+/** A batch whose lines lie within this many ns of each other is recorded as one change. */
+const SPREAD_NS = 10n * SECOND_NS;
 
 /** Whether a log belongs in the activity table: a session event, or a line that names a user. */
 export function namesSomeone(e: LogEvent): boolean {

@@ -64,6 +64,7 @@ export interface OpshubApiConfig {
   buffer_degraded_percent: number;
   max_concurrent_queries: number;
   aggregate_cache: string;
+  live_cache: string;
 }
 
 export interface OpshubApi extends Output {
@@ -107,6 +108,7 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
   const matchCounts = new WeakMap<SqlStore, MatchCounts>();
   const matchCountsOf = (s: SqlStore) => matchCounts.get(s) ?? matchCounts.set(s, new MatchCounts()).get(s)!;
   const aggregateTtlMs = parseDuration(config.aggregate_cache);
+  const liveTtlMs = parseDuration(config.live_cache);
   /** A read of its own for this request (aborted with it). */
   const read = <T>(r: RouteRequest, fn: Parameters<typeof withReader<T>>[2]) => {
     const s = store();
@@ -349,7 +351,7 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
         const level = levelOf(r.query.level);
         const tail = Number(r.query.tail);
         if (r.query.follow === true) return follow(r, container, level, tail);
-        return shared(r, 0, async (read) => ({ logs: (await read((conn) => tailLogs(conn, { container, level, tail, nowMs: Date.now() }))).map(lineJson) }), 'light');
+        return shared(r, liveTtlMs, async (read) => ({ logs: (await read((conn) => tailLogs(conn, { container, level, tail, nowMs: Date.now() }))).map(lineJson) }), 'light');
       },
     },
     {
@@ -361,10 +363,11 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
         const { fromMs, toMs } = window(q, Date.now());
         const query = typeof q.query === 'string' && q.query !== '' ? q.query : undefined;
         const limit = Number(q.limit);
-        const counts = matchCountsOf(store());
-        return shared(r, 0, async (read) => {
+        const source = store();
+        const counts = matchCountsOf(source);
+        return shared(r, liveTtlMs, async (read) => {
         const found = await read((conn) =>
-          searchLogs(conn, { fromMs, toMs, query, regex: q.regex === true, container: q.container || undefined, level: levelOf(q.level), limit }, counts),
+          searchLogs(conn, { fromMs, toMs, query, regex: q.regex === true, container: q.container || undefined, level: levelOf(q.level), limit }, counts, Date.now(), source.logChanges),
         );
         return {
           results: found.rows.map((row) => {
@@ -600,6 +603,13 @@ export const opshubApi: PluginDefinition<OpshubApiConfig> = {
         format: 'duration',
         default: '5s',
         description: 'How long the answers of /analytics/*, /errors/summary and /users/sessions are reused for identical requests; 0: computed for each (identical requests in flight share one query regardless).',
+      },
+      live_cache: {
+        type: 'string',
+        format: 'duration',
+        default: '250ms',
+        description:
+          'How long the answers of /logs/{container} (without follow) and /search/logs are reused for identical requests: dashboards polling the same panel then cost one query per this time, not one each, and leave the store to ingestion. Lines reach the store in batches (outputs.duckdb flush_interval) anyway; 0: computed for each.',
       },
     },
   },

@@ -7,15 +7,20 @@
 // only what it has not counted yet: the newest seconds, the window's first
 // partial hour, and stretches whose lines changed.
 //
-// A kept count is trusted only while the lines of its stretch (all of them,
-// whatever the search's level and container) are the same as when it was
-// counted: same number and same sum of timestamps, checked on every search
+// A kept count is trusted only while the lines of its stretch are the same
+// as when it was counted. The store says which stretches of time its lines
+// changed in since a version (outputs.duckdb's ChangeLog: it is the file's
+// only writer), so a search forgets the touched spans and reads nothing to
+// trust the rest. Where the store cannot say (too many changes since), the
+// lines of every kept stretch (all of them, whatever the search's level and
+// container) are checked instead: same number and same sum of timestamps,
 // with a read of the timestamp column only. Lines are only appended or
 // deleted, never updated, so a late line or a retention delete shows in one
 // or the other.
 //
-// Counts are taken per second and kept once the second ended SETTLE_NS ago
-// (lines still on their way would change it). Kept seconds older than
+// Counts are taken per second; checked by fingerprint, a second is kept once
+// it ended SETTLE_NS ago (lines still on their way would change it), with
+// the store's changes at once. Kept seconds older than
 // RECENT_NS merge up to a clock hour, so a day is about 24 spans; newer ones
 // stay apart, so the newest results can be read from the few seconds that
 // hold them, and a late line makes only the recent run be counted again.
@@ -51,6 +56,20 @@ export function chains(spans: Counted[], cut: bigint): Counted[][] {
 /** The kept spans of one search: sorted, disjoint, none longer than the clock hour it lies in. */
 export class SearchCounts {
   private spans: Counted[] = [];
+  /** The store's LogChanges version the spans were last known good at. */
+  checkedAt?: number;
+  /** Bumped by every change of the spans, so a search can tell another one changed them meanwhile. */
+  generation = 0;
+
+  /**
+   * After a search that began at `generation` counted its spans at `version`:
+   * the spans are known good at that version, or, if another search changed
+   * them meanwhile, at the older of the two.
+   */
+  checked(version: number | undefined, generation: number): void {
+    const alone = this.generation === generation + 1; // only our own add()
+    this.checkedAt = version === undefined || alone || this.checkedAt === undefined ? version : Math.min(version, this.checkedAt);
+  }
 
   constructor(private maxSpans = 10_000) {}
 
@@ -61,6 +80,13 @@ export class SearchCounts {
 
   forget(gone: Set<Counted>): void {
     if (gone.size) this.spans = this.spans.filter((s) => !gone.has(s));
+    this.generation++;
+  }
+
+  /** Forgets the spans that overlap any of the ranges [from, to]. */
+  forgetTouched(touched: Array<[bigint, bigint]>): void {
+    if (touched.length) this.spans = this.spans.filter((s) => !touched.some(([from, to]) => from < s.to && to >= s.from));
+    this.generation++;
   }
 
   /**
@@ -69,6 +95,7 @@ export class SearchCounts {
    * hour. Linear: both lists are sorted.
    */
   add(fresh: Counted[], recent: bigint): void {
+    this.generation++;
     if (!fresh.length) return;
     const kept: Counted[] = [];
     let j = 0;

@@ -5,7 +5,7 @@
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import { HttpError } from '../../../core/http.ts';
 import { errorMessage } from '../../../core/log.ts';
-import type { SqlStore } from '../../common/providers.ts';
+import type { LogChanges, SqlStore } from '../../common/providers.ts';
 import { interruptGuard } from '../../common/interrupt_guard.ts';
 import { BUCKET_NS, bucketOf, chains, HOUR_NS, MatchCounts, RECENT_NS, SETTLE_NS, type Counted, type SearchCounts } from './match_counts.ts';
 
@@ -76,34 +76,27 @@ export interface LogRow {
  * `limit`-th newest (an aggregate over the timestamp column), then the rows
  * from that time on. DuckDB's ORDER BY … LIMIT (top-N) costs several
  * milliseconds even over a few rows, and reads every projected column of
- * the range. The aggregate costs ~15 ns a line, counting far less, so with
- * `narrower` (start times, newest first) it runs over the narrowest that
- * holds `limit` lines.
+ * the range; the aggregate costs ~15 ns a line.
  */
-async function newestRows(conn: DuckDBConnection, columns: string, where: (ps: Params) => string, limit: number, narrower: bigint[] = []): Promise<Row[]> {
+async function newestRows(conn: DuckDBConnection, columns: string, where: (ps: Params) => string, limit: number): Promise<Row[]> {
   const ps = new Params();
   const lim = ps.p(limit);
-  let from = '';
-  if (narrower.length) {
-    const counts = narrower.map((t, i) => `count(*) FILTER (WHERE timestamp_ns >= ${ps.p(t)}) AS c${i}`).join(', ');
-    const pick = narrower.map((t, i) => `WHEN c${i} >= ${lim} THEN ${ps.p(t)}`).join(' ');
-    from = `c AS (SELECT ${counts} FROM opshub_logs WHERE ${where(ps)} AND timestamp_ns >= ${ps.p(narrower.at(-1)!)}), lo AS (SELECT CASE ${pick} ELSE NULL END AS lo FROM c), `;
-  }
-  const narrowed = narrower.length ? ` AND timestamp_ns >= COALESCE((SELECT lo FROM lo), ${ps.p(-(2n ** 62n))})` : '';
   const found = await rows(
     conn,
-    `WITH ${from}t AS (SELECT list_min(max(timestamp_ns, ${lim})) AS since FROM opshub_logs WHERE ${where(ps)}${narrowed})
+    `WITH t AS (SELECT list_min(max(timestamp_ns, ${lim})) AS since FROM opshub_logs WHERE ${where(ps)})
      SELECT ${columns} FROM opshub_logs WHERE ${where(ps)} AND timestamp_ns >= (SELECT since FROM t) ORDER BY timestamp_ns DESC`,
     ps,
   );
   return found.slice(0, limit);
 }
 
+/** How far back a tail looks, widening until it has its lines: a busy store has them in the last second. */
+const TAIL_WINDOWS_MS = [1_000, 10_000, 60_000, 600_000, 3_600_000, 86_400_000, 7 * 86_400_000, Number.POSITIVE_INFINITY];
+
 /** Lines of one container (or all), newest `tail`, returned oldest first. Recent windows first, widened until enough lines. */
 export async function tailLogs(conn: DuckDBConnection, opts: { container: string; level?: string; tail: number; nowMs: number }): Promise<LogRow[]> {
-  const windows = [3_600_000, 86_400_000, 7 * 86_400_000, Number.POSITIVE_INFINITY];
   let found: Row[] = [];
-  for (const w of windows) {
+  for (const w of TAIL_WINDOWS_MS) {
     const where = (ps: Params) => {
       const all = ['TRUE'];
       if (Number.isFinite(w)) all.push(`timestamp_ns >= ${ps.p(msToNs(opts.nowMs - w))}`);
@@ -111,8 +104,7 @@ export async function tailLogs(conn: DuckDBConnection, opts: { container: string
       if (opts.level) all.push(`level = ${ps.p(opts.level)}`);
       return all.join(' AND ');
     };
-    const narrower = [1_000, 10_000, 60_000, 600_000].filter((d) => d < w).map((d) => msToNs(opts.nowMs - d));
-    found = await newestRows(conn, 'timestamp_ns, COALESCE(container_name, source) AS container, level, message, source', where, opts.tail, narrower);
+    found = await newestRows(conn, 'timestamp_ns, COALESCE(container_name, source) AS container, level, message, source', where, opts.tail);
     if (found.length >= opts.tail) break;
   }
   return found.reverse().map((r) => ({
@@ -259,9 +251,9 @@ const down = (ns: bigint, size: bigint) => bucketOf(ns, size) * size;
  * search starts later and could not use a span reaching before its start);
  * a span per clock hour before RECENT_NS, per second after it.
  */
-function keepable(gaps: Array<[bigint, bigint]>, fromNs: bigint, nowNs: bigint): Counted[] {
+function keepable(gaps: Array<[bigint, bigint]>, fromNs: bigint, nowNs: bigint, settleNs: bigint): Counted[] {
   const firstHour = up(fromNs, HOUR_NS);
-  const settled = down(nowNs - SETTLE_NS, BUCKET_NS);
+  const settled = down(nowNs - settleNs, BUCKET_NS);
   const recent = down(nowNs - RECENT_NS, BUCKET_NS);
   const spans: Counted[] = [];
   for (const [a, z] of gaps) {
@@ -282,15 +274,23 @@ function keepable(gaps: Array<[bigint, bigint]>, fromNs: bigint, nowNs: bigint):
 /**
  * The window's matches as pieces of time (see match_counts.ts): kept spans
  * whose lines are unchanged, and the gaps between them counted now, in one
- * statement; what has settled is kept. When a run of kept spans changed,
- * the changed spans are forgotten and the window counted again (the third
- * time without kept spans at all).
+ * statement; what has settled is kept. With the store's `changes`, the spans
+ * it touched since they were last known good are forgotten and the others
+ * trusted as they are. Otherwise their lines are checked in the same
+ * statement; when a run of kept spans changed, the changed spans are
+ * forgotten and the window counted again (the third time without kept spans
+ * at all).
  */
-async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs: bigint, toNs: bigint, kept: SearchCounts, nowNs: bigint): Promise<Piece[]> {
+async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs: bigint, toNs: bigint, kept: SearchCounts, nowNs: bigint, changes?: LogChanges): Promise<Piece[]> {
+  // Read before the statement, which then sees every change up to it.
+  const version = changes?.version;
+  const touched = changes && kept.checkedAt !== undefined ? changes.since(kept.checkedAt) : undefined;
+  if (touched) kept.forgetTouched(touched);
+  const generation = kept.generation;
   for (let attempt = 0; ; attempt++) {
-    const runs = attempt < 2 ? chains(kept.within(fromNs, toNs), nowNs - RECENT_NS).slice(-MAX_KEPT_RUNS) : [];
-    const trusted = runs.flat();
-    const fresh = keepable(gapsBetween(trusted, fromNs, toNs), fromNs, nowNs);
+    const runs = touched || attempt >= 2 ? [] : chains(kept.within(fromNs, toNs), nowNs - RECENT_NS).slice(-MAX_KEPT_RUNS);
+    const trusted = touched ? kept.within(fromNs, toNs) : runs.flat();
+    const fresh = keepable(gapsBetween(trusted, fromNs, toNs), fromNs, nowNs, touched ? 0n : SETTLE_NS);
     // Each gap is counted per span to keep, and what lies before its first span (the window's first, partial hour) as a whole.
     const gaps = gapsBetween(trusted, fromNs, toNs).map(([from, to]) => {
       const mine = fresh.filter((s) => s.from >= from && s.to <= to);
@@ -319,38 +319,54 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
       if (c.matches) pieces.push({ from: at > fromNs ? at : fromNs, to: to < toNs ? to : toNs, matches: c.matches });
     }
     kept.add(fresh, nowNs - RECENT_NS);
+    kept.checked(version, generation);
     return pieces;
   }
 }
 
+/** Most stretches a results statement names one by one; more are read as one range. */
+const MAX_RESULT_RANGES = 32;
+
 /**
  * The window's matches over time (see matchesOverTime), whose sum is
- * `count`; then the newest `limit` rows, read only between the time from
- * which on there are that many and the end of the newest stretch with any. Two statements, as before: a line written between
- * them can be among the results but not yet in `count`.
+ * `count`; then the newest `limit` rows, read only from the newest stretches
+ * that hold that many (the seconds and hours in between, whatever they hold,
+ * are not read). Two statements: a line written between them can be among
+ * the results but not yet in `count`.
  */
-export async function searchLogs(conn: DuckDBConnection, o: SearchOptions, counts = new MatchCounts(), nowMs = Date.now()): Promise<{ rows: SearchRow[]; count: number }> {
+export async function searchLogs(
+  conn: DuckDBConnection,
+  o: SearchOptions,
+  counts = new MatchCounts(),
+  nowMs = Date.now(),
+  changes?: LogChanges,
+): Promise<{ rows: SearchRow[]; count: number }> {
   const fromNs = msToNs(o.fromMs);
   const toNs = msToNs(o.toMs);
   try {
-    const pieces = await matchesOverTime(conn, o, fromNs, toNs, counts.of(searchKey(o)), msToNs(nowMs));
+    const pieces = await matchesOverTime(conn, o, fromNs, toNs, counts.of(searchKey(o)), msToNs(nowMs), changes);
     pieces.sort((a, b) => (a.from < b.from ? 1 : a.from > b.from ? -1 : 0));
     let count = 0;
-    let since = fromNs;
-    let until = toNs;
     let newest = 0;
+    /** The stretches holding the newest `limit` matches, newest first, neighbours merged. */
+    const ranges: Array<[bigint, bigint]> = [];
     for (const piece of pieces) {
       count += piece.matches;
       if (newest < o.limit && piece.matches > 0) {
-        if (newest === 0) until = piece.to; // nothing newer matched
         newest += piece.matches;
-        since = piece.from;
+        const last = ranges.at(-1);
+        if (last && last[0] === piece.to) last[0] = piece.from;
+        else ranges.push([piece.from, piece.to]);
       }
     }
     let found: Row[] = [];
     if (count > 0) {
       const columns = 'timestamp_ns, COALESCE(container_name, source) AS container, level, message, source, category, container_id, attributes';
-      found = await newestRows(conn, columns, (ps) => `${selectWhere(o, ps, since, until)} AND ${textMatch(o, ps)}`, o.limit);
+      const since = ranges.at(-1)![0];
+      const until = ranges[0]![1];
+      const within = (ps: Params) =>
+        ranges.length === 1 || ranges.length > MAX_RESULT_RANGES ? 'TRUE' : `(${ranges.map(([a, z]) => `(timestamp_ns >= ${ps.p(a)} AND timestamp_ns < ${ps.p(z)})`).join(' OR ')})`;
+      found = await newestRows(conn, columns, (ps) => `${selectWhere(o, ps, since, until)} AND ${within(ps)} AND ${textMatch(o, ps)}`, o.limit);
     }
     return {
       count,

@@ -256,3 +256,35 @@ outputs:
     await t.stop();
   }
 });
+
+test('the store tells readers where in time its log lines changed: each batch, a spread-out backlog by seconds, anything else as everything', async () => {
+  const tmp = tempDir();
+  const out = makeDuckdb(tmp.dir);
+  try {
+    await out.start!();
+    const changes = out.store.logChanges;
+    const S = 1_000_000_000n;
+    const line = (ts: bigint) => makeLog({ timestamp: ts, source: 'c', message: 'x' });
+    let v = changes.version;
+    await out.write([line(T), line(T + 5n * S)], ctxFor([undefined, undefined]));
+    assert.deepEqual(changes.since(v), [[T, T + 5n * S]]);
+    v = changes.version;
+    // A backlog an hour old written beside new lines: only the seconds they fill.
+    const old = T - 3600n * S;
+    await out.write([line(old), line(old + S), line(T + 9n * S)], ctxFor([undefined, undefined, undefined]));
+    const second = (ts: bigint) => (ts / S) * S;
+    assert.deepEqual(
+      changes.since(v)!.sort((a, b) => (a[0] < b[0] ? -1 : 1)),
+      [[second(old), second(old) + 2n * S - 1n], [second(T + 9n * S), second(T + 9n * S) + S - 1n]],
+    );
+    v = changes.version;
+    await out.write([makeMetric('m', { x: 1 }, {}, { timestamp: T })], ctxFor([undefined]));
+    assert.deepEqual(changes.since(v), [], 'metrics leave the log lines alone');
+    await out.runRetention();
+    assert.equal(changes.since(v)!.length, 1);
+    assert.ok(changes.since(v)![0]![0] < 0n && changes.since(v)![0]![1] > T, 'retention may have removed anything');
+  } finally {
+    await out.stop!();
+    tmp.cleanup();
+  }
+});

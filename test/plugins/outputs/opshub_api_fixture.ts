@@ -91,6 +91,7 @@ outputs:
   - type: opshub_api
     flush_interval: 100ms
     aggregate_cache: '0'   # the tests change data and ask again at once
+    live_cache: '0'
 ${opts.outputYaml ?? ''}`,
       { dir: tmp.dir },
     );

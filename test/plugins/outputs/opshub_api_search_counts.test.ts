@@ -9,6 +9,7 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { TABLES_DDL } from '../../../plugins/outputs/duckdb/schema.ts';
 import { MatchCounts, SearchCounts, type Counted } from '../../../plugins/outputs/opshub_api/match_counts.ts';
 import { searchLogs, type SearchOptions } from '../../../plugins/outputs/opshub_api/queries.ts';
+import { ChangeLog } from '../../../plugins/outputs/duckdb/changes.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -39,16 +40,21 @@ async function expected(conn: DuckDBConnection, o: SearchOptions): Promise<{ cou
   return { count: Number(count.getRows()[0]![0]), newest: newest.getRows().map((r) => String(r[0])) };
 }
 
-async function same(conn: DuckDBConnection, counts: MatchCounts, o: SearchOptions, nowMs: number, what: string) {
-  const got = await searchLogs(conn, o, counts, nowMs);
+async function same(conn: DuckDBConnection, counts: MatchCounts, o: SearchOptions, nowMs: number, what: string, changes?: ChangeLog) {
+  const got = await searchLogs(conn, o, counts, nowMs, changes);
   const want = await expected(conn, o);
   assert.equal(got.count, want.count, `${what}: count`);
   assert.deepEqual(got.rows.map((r) => String(r.ns)), want.newest, `${what}: results`);
 }
 
-test('kept counts give the same count and results as reading every line, across late lines, deletes and a sliding window', async () => {
+for (const told of [false, true]) {
+test(`kept counts give the same count and results as reading every line, across late lines, deletes and a sliding window (${told ? 'the store tells what changed' : 'checked by fingerprint'})`, async () => {
   const conn = await store();
   const counts = new MatchCounts();
+  // What outputs.duckdb's store records as it writes (told), or nothing: the search then checks every kept span's lines itself.
+  const changes = told ? new ChangeLog() : undefined;
+  const changed = (from: bigint, to = from) => changes?.record(from, to);
+  changed(0n, ns(NOW)); // the lines written above
   const searches: Array<Omit<SearchOptions, 'fromMs' | 'toMs'>> = [
     { query: 'timeout', regex: false, level: 'error', limit: 50 },
     { query: '100%', regex: false, limit: 7 },
@@ -58,7 +64,7 @@ test('kept counts give the same count and results as reading every line, across 
   ];
   const round = async (nowMs: number, what: string) => {
     for (const s of searches) {
-      await same(conn, counts, { ...s, fromMs: nowMs - 24 * HOUR, toMs: nowMs }, nowMs, `${what} ${JSON.stringify(s)}`);
+      await same(conn, counts, { ...s, fromMs: nowMs - 24 * HOUR, toMs: nowMs }, nowMs, `${what} ${JSON.stringify(s)}`, changes);
     }
   };
   await round(NOW, 'first');
@@ -68,23 +74,66 @@ test('kept counts give the same count and results as reading every line, across 
   // Late TimeOut errors in two hours counted long ago, and a deleted one in another.
   for (const late of [ns(NOW - 10 * HOUR) + 1n, ns(NOW - 15 * HOUR) + 1n]) {
     await conn.run(`INSERT INTO opshub_logs VALUES (make_timestamp(${late / 1000n}), ${late}, 'c0', 'c0', NULL, 'error', NULL, 'late TimeOut after 1 ms', '{}', '{}')`);
+    changed(late);
   }
-  await conn.run(`DELETE FROM opshub_logs WHERE rowid = (SELECT min(rowid) FROM opshub_logs WHERE message ILIKE '%timeout%' AND timestamp_ns > ${ns(NOW - 20 * HOUR)})`);
+  const gone = await conn.runAndReadAll(`DELETE FROM opshub_logs WHERE rowid = (SELECT min(rowid) FROM opshub_logs WHERE message ILIKE '%timeout%' AND timestamp_ns > ${ns(NOW - 20 * HOUR)}) RETURNING timestamp_ns`);
+  changed(gone.getRows()[0]![0] as bigint);
   await round(NOW, 'after a late line and a delete');
 
   // The window slides past an hour boundary while new lines arrive.
   await conn.run(`INSERT INTO opshub_logs
     SELECT make_timestamp(t // 1000), t, 'c0', 'c0', NULL, 'error', NULL, 'fresh timeout ' || i, '{}', '{}'
       FROM (SELECT i, ${ns(NOW)} + i * 1000000000 AS t FROM range(3600) r(i))`);
+  changed(ns(NOW), ns(NOW) + 3599n * 1_000_000_000n);
   await round(NOW + HOUR, 'an hour later');
   await round(NOW + HOUR + 13_000, '13 s later');
 
   // Windows on exact hour boundaries, shorter than a bucket, and a bad regex.
   const hourStart = Math.floor(NOW / HOUR) * HOUR;
-  await same(conn, counts, { query: 'timeout', regex: false, level: 'error', limit: 50, fromMs: hourStart - 5 * HOUR, toMs: hourStart }, NOW, 'whole hours');
-  await same(conn, counts, { query: 'timeout', regex: false, level: 'error', limit: 50, fromMs: hourStart - 5 * HOUR, toMs: hourStart }, NOW, 'whole hours again');
-  await same(conn, counts, { query: 'request', regex: false, limit: 50, fromMs: NOW - 4000, toMs: NOW }, NOW, 'four seconds');
-  await assert.rejects(searchLogs(conn, { query: '(unclosed', regex: true, limit: 5, fromMs: NOW - HOUR, toMs: NOW }, counts, NOW), /not a valid regular expression/);
+  await same(conn, counts, { query: 'timeout', regex: false, level: 'error', limit: 50, fromMs: hourStart - 5 * HOUR, toMs: hourStart }, NOW, 'whole hours', changes);
+  await same(conn, counts, { query: 'timeout', regex: false, level: 'error', limit: 50, fromMs: hourStart - 5 * HOUR, toMs: hourStart }, NOW, 'whole hours again', changes);
+  await same(conn, counts, { query: 'request', regex: false, limit: 50, fromMs: NOW - 4000, toMs: NOW }, NOW, 'four seconds', changes);
+  await assert.rejects(searchLogs(conn, { query: '(unclosed', regex: true, limit: 5, fromMs: NOW - HOUR, toMs: NOW }, counts, NOW, changes), /not a valid regular expression/);
+});
+}
+
+test('told what changed, a search trusts the untouched kept counts without reading their lines, and recounts what was touched', async () => {
+  const conn = await store();
+  const counts = new MatchCounts();
+  const changes = new ChangeLog(8);
+  changes.record(0n, ns(NOW));
+  const o: SearchOptions = { query: 'timeout', regex: false, level: 'error', limit: 5, fromMs: NOW - 24 * HOUR, toMs: NOW };
+  const first = await searchLogs(conn, o, counts, NOW, changes);
+  const late = ns(NOW - 10 * HOUR) + 1n;
+  await conn.run(`INSERT INTO opshub_logs VALUES (make_timestamp(${late / 1000n}), ${late}, 'c0', 'c0', NULL, 'error', NULL, 'late timeout', '{}', '{}')`);
+  // Not told: the kept count of that hour stands (no line was read to check it).
+  assert.equal((await searchLogs(conn, o, counts, NOW, changes)).count, first.count);
+  changes.record(late, late);
+  assert.equal((await searchLogs(conn, o, counts, NOW, changes)).count, first.count + 1);
+  // More changes than the log keeps: the search checks by fingerprint and finds a line it was not told of.
+  const later = ns(NOW - 5 * HOUR) + 1n;
+  await conn.run(`INSERT INTO opshub_logs VALUES (make_timestamp(${later / 1000n}), ${later}, 'c0', 'c0', NULL, 'error', NULL, 'another timeout', '{}', '{}')`);
+  for (let i = 0; i < 20; i++) changes.record(ns(NOW) + BigInt(i), ns(NOW) + BigInt(i));
+  assert.equal((await searchLogs(conn, o, counts, NOW, changes)).count, first.count + 2);
+  conn.closeSync();
+});
+
+test('the change log answers what changed since a version while it remembers that far back', () => {
+  const log = new ChangeLog(2);
+  assert.equal(log.version, 0);
+  assert.deepEqual(log.since(0), []);
+  log.record(10n, 20n);
+  log.record(30n, 40n);
+  assert.equal(log.version, 2);
+  assert.deepEqual(log.since(0), [[30n, 40n], [10n, 20n]]);
+  assert.deepEqual(log.since(1), [[30n, 40n]]);
+  assert.deepEqual(log.since(2), []);
+  assert.equal(log.since(3), undefined, 'a version it never had');
+  for (let i = 0; i < 10; i++) log.record(BigInt(i), BigInt(i));
+  assert.equal(log.since(0), undefined, 'forgotten');
+  assert.deepEqual(log.since(log.version - 1), [[9n, 9n]]);
+  log.everything();
+  assert.equal(log.since(log.version - 1)![0]![0] < -(10n ** 18n), true);
 });
 
 test('kept spans merge within a clock hour once no longer recent, and are replaced by newer counts of the same time', () => {
