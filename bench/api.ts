@@ -33,7 +33,7 @@ const CLIENTS = Number(process.env.CLIENTS ?? 20);
 const SECONDS = Number(process.env.SECONDS ?? 15);
 /** Lines per second the ingesting input offers; 0: as fast as the pipeline acknowledges them. */
 const RATE = Number(process.env.RATE ?? 0);
-/** outputs.duckdb's `threads` (0: DuckDB's default, one per core). */
+/** outputs.duckdb's `threads` (0: its default, half the cores). */
 const THREADS = Number(process.env.THREADS ?? 0);
 const DAYS = 7;
 
