@@ -15,7 +15,8 @@
 // Run: npx tsx bench/api.ts   (LINES=2000000 CLIENTS=20 SECONDS=15 to change;
 // RATE= lines/s offered, 0 = flat out; DISTINCT=1: every client its own
 // search term, tail and period, and no answer reused (live_cache and
-// aggregate_cache 0); MAX_QUERIES= opshub_api's max_concurrent_queries)
+// aggregate_cache 0); TERMS=1: each client searches its own term;
+// MAX_QUERIES= opshub_api's max_concurrent_queries)
 
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -94,8 +95,11 @@ const ROUTES = ['/search/logs?query=timeout&level=error&limit=50', '/logs/all?ta
  * share their kept counts, as they are meant to.
  */
 const DISTINCT = process.env.DISTINCT === '1';
+/** TERMS=1: the issue's URLs, but each client searches its own term (`query=…`; two clients per term), answers shared as usual. */
+const OWN_TERMS = process.env.TERMS === '1';
 const TERMS = ['timeout', 'upstream', '502', 'database', 'connection', 'chat', 'request 1', 'after 4', 'after 2', 'returned'];
 const variant = (route: string, client: number) => {
+  if (OWN_TERMS && route.startsWith('/search')) return `/search/logs?query=${encodeURIComponent(TERMS[client % TERMS.length]!)}&level=error&limit=50`;
   if (!DISTINCT) return route;
   if (route.startsWith('/search')) return `/search/logs?query=${encodeURIComponent(TERMS[client % TERMS.length]!)}&level=error&limit=${50 + client}`;
   if (route.startsWith('/logs')) return `/logs/all?tail=${100 + client}`;
@@ -206,7 +210,7 @@ ${process.env.MAX_QUERIES ? `    max_concurrent_queries: ${process.env.MAX_QUERI
     const loadedCores = cpuCores(loadedCpu0, SECONDS);
     const { latencies, errors } = await clients.stop();
 
-    console.log(`\n${CLIENTS} concurrent clients for ${SECONDS} s, over ${LINES.toLocaleString('en')} stored lines, while ingesting${DISTINCT ? ' (DISTINCT: every client its own variant, no answer reused)' : ' (identical requests share answers: in flight, and live_cache / aggregate_cache)'}:`);
+    console.log(`\n${CLIENTS} concurrent clients for ${SECONDS} s, over ${LINES.toLocaleString('en')} stored lines, while ingesting${DISTINCT ? ' (DISTINCT: every client its own variant, no answer reused)' : ' (identical requests share answers: in flight, and live_cache / aggregate_cache)'}${OWN_TERMS ? ', each client searching its own term (10 terms)' : ''}:`);
     let requests = 0;
     for (const [route, list] of latencies) {
       const s = [...list].sort((a, b) => a - b);
