@@ -10,6 +10,9 @@ import { TABLES_DDL } from '../../../plugins/outputs/duckdb/schema.ts';
 import { MatchCounts, SearchCounts, type Counted } from '../../../plugins/outputs/opshub_api/match_counts.ts';
 import { searchLogs, type SearchOptions } from '../../../plugins/outputs/opshub_api/queries.ts';
 import { ChangeLog } from '../../../plugins/outputs/duckdb/changes.ts';
+import { makeLog } from '../../../core/events.ts';
+import { tempDir } from '../../helpers.ts';
+import { makeDuckdb } from './duckdb-helpers.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -159,4 +162,34 @@ test('kept spans merge within a clock hour once no longer recent, and are replac
     fresh.within(0n, 10_000_000_000_000n).map((s) => [Number(s.from / 1_000_000_000n), Number(s.to / 1_000_000_000n)]),
     [[3600, 3602], [3602, 3603]],
   );
+});
+
+test("through outputs.duckdb's own writes and change log: counts stay exact while batches with late lines land between searches", async () => {
+  const tmp = tempDir();
+  const out = makeDuckdb(tmp.dir);
+  try {
+    await out.start!();
+    const store = out.store;
+    const counts = new MatchCounts();
+    let x = 7;
+    const rnd = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const o = (nowMs: number): SearchOptions => ({ query: 'timeout', regex: false, level: 'error', limit: 10, fromMs: nowMs - 6 * HOUR, toMs: nowMs + 1 });
+    let nowMs = NOW;
+    for (let round = 0; round < 25; round++) {
+      nowMs += 700; // the clock moves on, lines arrive
+      const batch = Array.from({ length: 200 }, (_, i) => {
+        const late = rnd() < 0.05 ? Math.floor(rnd() * 5 * HOUR) : Math.floor(rnd() * 1500);
+        const ms = nowMs - late;
+        return makeLog({ timestamp: ns(ms) + BigInt(i), source: 'c0', level: rnd() < 0.5 ? 'error' : 'info', message: rnd() < 0.3 ? `db TimeOut ${round}` : `ok ${round}`, labels: { container: 'c0' } });
+      });
+      await out.write(batch, { positions: batch.map(() => undefined), checkpoints: [] });
+      const got = await store.read((conn) => searchLogs(conn, o(nowMs), counts, nowMs, store.logChanges));
+      const want = await store.read((conn) => expected(conn, o(nowMs)));
+      assert.equal(got.count, want.count, `round ${round}: count`);
+      assert.deepEqual(got.rows.map((r) => String(r.ns)), want.newest, `round ${round}: results`);
+    }
+  } finally {
+    await out.stop!();
+    tmp.cleanup();
+  }
 });
