@@ -30,7 +30,12 @@ export const SETTLE_NS = 2_000_000_000n;
 export const RECENT_NS = 600_000_000_000n;
 export const HOUR_NS = 3_600_000_000_000n;
 
-/** A counted stretch [from, to): its lines (all levels and containers), their timestamps' sum, and the search's matches among them. */
+/**
+ * A counted stretch [from, to): its lines (all levels and containers) and
+ * their timestamps' sum, its fingerprint (`lines` NaN when counted without
+ * one, trusting the store's change log: it never passes a check), and the
+ * search's matches among them.
+ */
 export interface Counted {
   from: bigint;
   to: bigint;

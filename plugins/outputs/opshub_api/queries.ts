@@ -190,7 +190,14 @@ const inRange = (ps: Params, fromNs: bigint, toNs: bigint) => `timestamp_ns >= $
  * after the scan, on the lines the level and container let through; as a
  * WHERE clause pushed into the scan it costs about twice as much.
  */
-async function checkAndCount(conn: DuckDBConnection, o: SearchOptions, runs: Counted[][], gaps: Array<{ from: bigint; to: bigint; keepFrom?: bigint; keepTo?: bigint }>, recent: bigint) {
+async function checkAndCount(
+  conn: DuckDBConnection,
+  o: SearchOptions,
+  runs: Counted[][],
+  gaps: Array<{ from: bigint; to: bigint; keepFrom?: bigint; keepTo?: bigint }>,
+  recent: bigint,
+  fingerprints: boolean,
+) {
   const ps = new Params();
   const matches = `count(*) FILTER (WHERE hit) AS matches`;
   const parts = [
@@ -205,9 +212,11 @@ async function checkAndCount(conn: DuckDBConnection, o: SearchOptions, runs: Cou
           WHEN timestamp_ns < ${ps.p(recent)} AND timestamp_ns < ${ps.p(g.keepTo!)} THEN greatest((timestamp_ns // ${ps.p(HOUR_NS)}) * ${ps.p(HOUR_NS)}, ${keep}) // ${ps.p(BUCKET_NS)}
           ELSE timestamp_ns // ${ps.p(BUCKET_NS)} END`;
       };
+      // Built only when used: each part binds its own parameters.
+      const spans = () => `SELECT 'span' AS part, k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, 0 AS matches
+           FROM (SELECT timestamp_ns, ${key()} AS k FROM opshub_logs WHERE ${inRange(ps, g.from, g.to)}) WHERE k <> -1 GROUP BY k`;
       return [
-        `SELECT 'span' AS part, k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, 0 AS matches
-           FROM (SELECT timestamp_ns, ${key()} AS k FROM opshub_logs WHERE ${inRange(ps, g.from, g.to)}) WHERE k <> -1 GROUP BY k`,
+        ...(fingerprints ? [spans()] : []),
         `SELECT CASE WHEN k = -1 THEN 'gap' ELSE 'bucket' END AS part, CASE WHEN k = -1 THEN ${j} ELSE k END AS k, 0 AS lines, 0 AS ts_sum, ${matches}
            FROM (SELECT hit, ${key()} AS k FROM (${selected})) GROUP BY k`,
       ];
@@ -296,7 +305,8 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
       const mine = fresh.filter((s) => s.from >= from && s.to <= to);
       return { from, to, keepFrom: mine[0]?.from, keepTo: mine.at(-1)?.to };
     });
-    const { now, buckets, whole } = await checkAndCount(conn, o, runs, gaps, down(nowNs - RECENT_NS, BUCKET_NS));
+    // Told what changes, the spans need no fingerprint (NaN: never equal, should one be checked later).
+    const { now, buckets, whole } = await checkAndCount(conn, o, runs, gaps, down(nowNs - RECENT_NS, BUCKET_NS), !touched);
     const changed = runs.filter((run, i) => run.reduce((a, s) => a + s.lines, 0) !== now[i]!.lines || run.reduce((a, s) => a + s.tsSum, 0n) !== now[i]!.tsSum);
     if (changed.length) {
       for (const run of changed) kept.forget(new Set(await changedSpans(conn, run)));
@@ -318,6 +328,7 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
       const to = span ? span.to : at + BUCKET_NS;
       if (c.matches) pieces.push({ from: at > fromNs ? at : fromNs, to: to < toNs ? to : toNs, matches: c.matches });
     }
+    if (touched) for (const span of fresh) span.lines = Number.NaN;
     kept.add(fresh, nowNs - RECENT_NS);
     kept.checked(version, generation);
     return pieces;
