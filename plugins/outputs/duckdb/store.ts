@@ -346,16 +346,20 @@ export class Store {
       return;
     }
     const seconds = [...new Set(events.filter((e) => e.kind === 'log').map((e) => e.timestamp / SECOND_NS))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const ranges: Array<[bigint, bigint]> = [];
     let from = seconds[0]!;
     let to = from;
     for (const s of seconds.slice(1)) {
       if (s - to > 1n) {
-        this.logChanges.record(from * SECOND_NS, to * SECOND_NS + SECOND_NS - 1n);
+        ranges.push([from * SECOND_NS, to * SECOND_NS + SECOND_NS - 1n]);
         from = s;
       }
       to = s;
     }
-    this.logChanges.record(from * SECOND_NS, to * SECOND_NS + SECOND_NS - 1n);
+    ranges.push([from * SECOND_NS, to * SECOND_NS + SECOND_NS - 1n]);
+    // Lines scattered over many stretches: one range, so that a batch cannot crowd older changes out of the log.
+    if (ranges.length > MAX_RANGES_PER_BATCH) this.logChanges.record(oldest, newest);
+    else for (const [a, z] of ranges) this.logChanges.record(a, z);
   }
 
   /** Appends one log row; returns the attributes' JSON for reuse. */
@@ -474,6 +478,7 @@ export class Store {
 const SECOND_NS = 1_000_000_000n;
 /** A batch whose lines lie within this many ns of each other is recorded as one change. */
 const SPREAD_NS = 10n * SECOND_NS;
+const MAX_RANGES_PER_BATCH = 64;
 
 /** Whether a log belongs in the activity table: a session event, or a line that names a user. */
 export function namesSomeone(e: LogEvent): boolean {

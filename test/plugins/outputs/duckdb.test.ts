@@ -278,6 +278,11 @@ test('the store tells readers where in time its log lines changed: each batch, a
       [[second(old), second(old) + 2n * S - 1n], [second(T + 9n * S), second(T + 9n * S) + S - 1n]],
     );
     v = changes.version;
+    // Lines scattered over 100 separate seconds: one range, not 100 entries crowding the log.
+    const scattered = Array.from({ length: 100 }, (_, i) => line(old + BigInt(i) * 3n * S));
+    await out.write(scattered, ctxFor(scattered.map(() => undefined)));
+    assert.deepEqual(changes.since(v), [[old, old + 297n * S]]);
+    v = changes.version;
     await out.write([makeMetric('m', { x: 1 }, {}, { timestamp: T })], ctxFor([undefined]));
     assert.deepEqual(changes.since(v), [], 'metrics leave the log lines alone');
     await out.runRetention();
