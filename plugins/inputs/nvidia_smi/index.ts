@@ -8,7 +8,7 @@
 // killed, with its whole process group, after `timeout`.
 
 import { spawn } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { nowNs } from '../../../core/events.ts';
 import { errorMessage } from '../../../core/log.ts';
@@ -157,6 +157,8 @@ export function createNvidiaSmi(config: NvidiaSmiConfig, ctx: PluginContext): Pu
       } catch (err) {
         if (err instanceof MissingBinary) return missing(false);
         if (stopped) return;
+        // Removed while it was starting (a driver upgrade; a script's shell opens it by name after exec): missing, not a failure.
+        if (!existsSync(bin)) return missing(false);
         throw err;
       }
       const timestamp = nowNs();

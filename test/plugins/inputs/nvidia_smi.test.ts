@@ -475,3 +475,21 @@ test('runCommand returns stdout and kills the command when told to stop', async 
     tmp.cleanup();
   }
 });
+
+test('nvidia-smi removed while it runs counts as missing (looked for again, quietly), not as a failed gather', async () => {
+  const tmp = tempDir();
+  // Fails after deleting itself, as a run caught by a driver upgrade would.
+  const bin = script(path.join(tmp.dir, 'nvidia-smi'), `rm -f "$0"\nexit 3`);
+  const mem = memoryOutput();
+  const t = await startAgent(agentYaml(`    bin_path: ${bin}\n    on_missing: retry`), { plugins: [mem.definition] });
+  try {
+    const running = t.agent.pipeline.inputs.get('nvidia_smi')!;
+    await waitFor(() => running.stats.gathers >= 5, 10_000, 'five gathers');
+    assert.equal(running.stats.errors, 0);
+    assert.equal(logsOf(t.logs).filter((l) => l.level === 'warn').length, 1);
+    assert.match(logsOf(t.logs).find((l) => l.level === 'warn')!.message, /not found.*looking for it again/);
+  } finally {
+    await t.stop();
+    tmp.cleanup();
+  }
+});
