@@ -5,7 +5,7 @@
 // and a later search over an overlapping window (a dashboard polling the
 // same search, the window sliding with the clock) reads the messages of
 // only what it has not counted yet: the newest seconds, the window's first
-// partial hour, and stretches whose lines changed.
+// partial minute, and stretches whose lines changed.
 //
 // A kept count is trusted only while the lines of its stretch are the same
 // as when it was counted. The store says which stretches of time its lines
@@ -20,15 +20,26 @@
 //
 // Counts are taken per second; checked by fingerprint, a second is kept once
 // it ended SETTLE_NS ago (lines still on their way would change it), with
-// the store's changes at once. Kept seconds older than
-// RECENT_NS merge up to a clock hour, so a day is about 24 spans; newer ones
-// stay apart, so the newest results can be read from the few seconds that
-// hold them, and a late line makes only the recent run be counted again.
+// the store's changes at once. Kept seconds older than RECENT_NS merge up to
+// a clock minute, so a window of a day starting at any time recounts at most
+// its first partial minute, and beyond a day up to a clock hour, which bounds
+// their number (a week is ~2,000 spans); newer ones stay apart, so the newest
+// results can be read from the few seconds that hold them, and a late line
+// makes only the recent run be counted again.
 
 export const BUCKET_NS = 1_000_000_000n;
 export const SETTLE_NS = 2_000_000_000n;
 export const RECENT_NS = 600_000_000_000n;
+export const MINUTE_NS = 60_000_000_000n;
 export const HOUR_NS = 3_600_000_000_000n;
+/** Kept spans this recent merge per clock minute, older ones per clock hour (a week is then ~2,000 spans). */
+export const MINUTES_FOR_NS = 86_400_000_000_000n;
+
+/** From when on (a whole clock hour) kept spans merge per minute rather than per hour, for a search at `nowNs`. */
+export const minutesFrom = (nowNs: bigint): bigint => bucketOf(nowNs - MINUTES_FOR_NS, HOUR_NS) * HOUR_NS;
+
+/** How long a kept span at `ns` may grow: a clock hour before `minutes`, a clock minute from it on. */
+export const spanSize = (ns: bigint, minutes: bigint): bigint => (ns < minutes ? HOUR_NS : MINUTE_NS);
 
 /**
  * A counted stretch [from, to): its lines (all levels and containers) and
@@ -58,7 +69,7 @@ export function chains(spans: Counted[], cut: bigint): Counted[][] {
   return runs;
 }
 
-/** The kept spans of one search: sorted, disjoint, none longer than the clock hour it lies in. */
+/** The kept spans of one search: sorted, disjoint, none longer than the clock minute (or, older than a day, hour) it lies in. */
 export class SearchCounts {
   private spans: Counted[] = [];
   /** The store's LogChanges version the spans were last known good at. */
@@ -97,9 +108,10 @@ export class SearchCounts {
   /**
    * Keeps newly counted spans (sorted, disjoint), replacing any they
    * overlap, and merges neighbours that end before `recent` within a clock
-   * hour. Linear: both lists are sorted.
+   * minute, or a clock hour before `minutes` (see spanSize). Linear: both
+   * lists are sorted.
    */
-  add(fresh: Counted[], recent: bigint): void {
+  add(fresh: Counted[], recent: bigint, minutes = -(2n ** 63n)): void {
     this.generation++;
     if (!fresh.length) return;
     const kept: Counted[] = [];
@@ -111,7 +123,8 @@ export class SearchCounts {
     const merged: Counted[] = [];
     const push = (s: Counted) => {
       const last = merged.at(-1);
-      if (last && last.to === s.from && s.to <= recent && bucketOf(last.from, HOUR_NS) === bucketOf(s.to - 1n, HOUR_NS)) {
+      const size = spanSize(s.to - 1n, minutes);
+      if (last && last.to === s.from && s.to <= recent && (last.from < minutes) === (s.to - 1n < minutes) && bucketOf(last.from, size) === bucketOf(s.to - 1n, size)) {
         merged[merged.length - 1] = { from: last.from, to: s.to, lines: last.lines + s.lines, tsSum: last.tsSum + s.tsSum, matches: last.matches + s.matches };
       } else merged.push(s);
     };

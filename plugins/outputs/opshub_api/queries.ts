@@ -7,7 +7,7 @@ import { HttpError } from '../../../core/http.ts';
 import { errorMessage } from '../../../core/log.ts';
 import type { LogChanges, SqlStore } from '../../common/providers.ts';
 import { interruptGuard } from '../../common/interrupt_guard.ts';
-import { BUCKET_NS, bucketOf, chains, HOUR_NS, MatchCounts, RECENT_NS, SETTLE_NS, type Counted, type SearchCounts } from './match_counts.ts';
+import { BUCKET_NS, bucketOf, chains, HOUR_NS, MatchCounts, MINUTE_NS, minutesFrom, RECENT_NS, SETTLE_NS, spanSize, type Counted, type SearchCounts } from './match_counts.ts';
 
 const NS_PER_MS = 1_000_000n;
 export const msToNs = (ms: number): bigint => BigInt(Math.floor(ms)) * NS_PER_MS;
@@ -196,6 +196,7 @@ async function checkAndCount(
   runs: Counted[][],
   gaps: Array<{ from: bigint; to: bigint; keepFrom?: bigint; keepTo?: bigint }>,
   recent: bigint,
+  minutes: bigint,
   fingerprints: boolean,
 ) {
   const ps = new Params();
@@ -205,11 +206,12 @@ async function checkAndCount(
     ...gaps.flatMap((g, j) => {
       const selected = `SELECT timestamp_ns, ${textMatch(o, ps)} AS hit FROM opshub_logs WHERE ${selectWhere(o, ps, g.from, g.to)}`;
       if (g.keepFrom === undefined) return [`SELECT 'gap' AS part, ${j} AS k, 0 AS lines, 0 AS ts_sum, ${matches} FROM (${selected})`];
-      // The key of the span a line is kept in (see keepable): the second it starts, per hour before `recent`, per second after; -1 before any.
+      // The key of the span a line is kept in (see keepable): the second it starts, per hour before `minutes`, per minute before `recent`, per second after; -1 before any.
       const key = () => {
         const keep = ps.p(g.keepFrom!);
         return `CASE WHEN timestamp_ns < ${keep} THEN -1
-          WHEN timestamp_ns < ${ps.p(recent)} AND timestamp_ns < ${ps.p(g.keepTo!)} THEN greatest((timestamp_ns // ${ps.p(HOUR_NS)}) * ${ps.p(HOUR_NS)}, ${keep}) // ${ps.p(BUCKET_NS)}
+          WHEN timestamp_ns < ${ps.p(recent)} AND timestamp_ns < ${ps.p(g.keepTo!)} THEN greatest(CASE WHEN timestamp_ns < ${ps.p(minutes)} THEN (timestamp_ns // ${ps.p(HOUR_NS)}) * ${ps.p(HOUR_NS)}
+                                 ELSE (timestamp_ns // ${ps.p(MINUTE_NS)}) * ${ps.p(MINUTE_NS)} END, ${keep}) // ${ps.p(BUCKET_NS)}
           ELSE timestamp_ns // ${ps.p(BUCKET_NS)} END`;
       };
       // Built only when used: each part binds its own parameters.
@@ -256,22 +258,24 @@ const down = (ns: bigint, size: bigint) => bucketOf(ns, size) * size;
 
 /**
  * The spans of the gaps worth keeping, still empty: whole seconds that have
- * settled, outside the window's first, partial hour unless recent (a later
- * search starts later and could not use a span reaching before its start);
- * a span per clock hour before RECENT_NS, per second after it.
+ * settled, outside the window's first, partial span unless recent (a
+ * later search starts later and could not use a span reaching before its
+ * start); a span per clock hour before `minutes`, per clock minute before
+ * RECENT_NS, per second after it.
  */
-function keepable(gaps: Array<[bigint, bigint]>, fromNs: bigint, nowNs: bigint, settleNs: bigint): Counted[] {
-  const firstHour = up(fromNs, HOUR_NS);
+function keepable(gaps: Array<[bigint, bigint]>, fromNs: bigint, nowNs: bigint, settleNs: bigint, minutes: bigint): Counted[] {
+  const firstSpan = up(fromNs, spanSize(fromNs, minutes));
   const settled = down(nowNs - settleNs, BUCKET_NS);
   const recent = down(nowNs - RECENT_NS, BUCKET_NS);
   const spans: Counted[] = [];
   for (const [a, z] of gaps) {
-    const lowest = firstHour < recent ? firstHour : recent;
+    const lowest = firstSpan < recent ? firstSpan : recent;
     let at = up(a, BUCKET_NS) > lowest ? up(a, BUCKET_NS) : lowest;
     const end = down(z, BUCKET_NS) < settled ? down(z, BUCKET_NS) : settled;
     while (at < end) {
-      const hourEnd = down(at, HOUR_NS) + HOUR_NS;
-      let to = at < recent ? (recent < hourEnd ? recent : hourEnd) : at + BUCKET_NS;
+      const size = spanSize(at, minutes);
+      const spanEnd = down(at, size) + size;
+      let to = at < recent ? (recent < spanEnd ? recent : spanEnd) : at + BUCKET_NS;
       if (to > end) to = end;
       spans.push({ from: at, to, lines: 0, tsSum: 0n, matches: 0 });
       at = to;
@@ -296,17 +300,18 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
   const touched = changes && kept.checkedAt !== undefined ? changes.since(kept.checkedAt) : undefined;
   if (touched) kept.forgetTouched(touched);
   const generation = kept.generation;
+  const minutes = minutesFrom(nowNs);
   for (let attempt = 0; ; attempt++) {
     const runs = touched || attempt >= 2 ? [] : chains(kept.within(fromNs, toNs), nowNs - RECENT_NS).slice(-MAX_KEPT_RUNS);
     const trusted = touched ? kept.within(fromNs, toNs) : runs.flat();
-    const fresh = keepable(gapsBetween(trusted, fromNs, toNs), fromNs, nowNs, touched ? 0n : SETTLE_NS);
-    // Each gap is counted per span to keep, and what lies before its first span (the window's first, partial hour) as a whole.
+    const fresh = keepable(gapsBetween(trusted, fromNs, toNs), fromNs, nowNs, touched ? 0n : SETTLE_NS, minutes);
+    // Each gap is counted per span to keep, and what lies before its first span (the window's first, partial minute or hour) as a whole.
     const gaps = gapsBetween(trusted, fromNs, toNs).map(([from, to]) => {
       const mine = fresh.filter((s) => s.from >= from && s.to <= to);
       return { from, to, keepFrom: mine[0]?.from, keepTo: mine.at(-1)?.to };
     });
     // Told what changes, the spans need no fingerprint (NaN: never equal, should one be checked later).
-    const { now, buckets, whole } = await checkAndCount(conn, o, runs, gaps, down(nowNs - RECENT_NS, BUCKET_NS), !touched);
+    const { now, buckets, whole } = await checkAndCount(conn, o, runs, gaps, down(nowNs - RECENT_NS, BUCKET_NS), minutes, !touched);
     const changed = runs.filter((run, i) => run.reduce((a, s) => a + s.lines, 0) !== now[i]!.lines || run.reduce((a, s) => a + s.tsSum, 0n) !== now[i]!.tsSum);
     if (changed.length) {
       for (const run of changed) kept.forget(new Set(await changedSpans(conn, run)));
@@ -329,7 +334,7 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
       if (c.matches) pieces.push({ from: at > fromNs ? at : fromNs, to: to < toNs ? to : toNs, matches: c.matches });
     }
     if (touched) for (const span of fresh) span.lines = Number.NaN;
-    kept.add(fresh, nowNs - RECENT_NS);
+    kept.add(fresh, nowNs - RECENT_NS, minutes);
     kept.checked(version, generation);
     return pieces;
   }
@@ -341,7 +346,7 @@ const MAX_RESULT_RANGES = 32;
 /**
  * The window's matches over time (see matchesOverTime), whose sum is
  * `count`; then the newest `limit` rows, read only from the newest stretches
- * that hold that many (the seconds and hours in between, whatever they hold,
+ * that hold that many (the seconds and minutes in between, whatever they hold,
  * are not read). Two statements: a line written between them can be among
  * the results but not yet in `count`.
  */

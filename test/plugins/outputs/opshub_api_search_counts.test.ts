@@ -66,8 +66,11 @@ test(`kept counts give the same count and results as reading every line, across 
     { regex: false, level: 'error', limit: 5 },
   ];
   const round = async (nowMs: number, what: string) => {
+    // A day (kept per minute) and a longer window starting mid-hour (kept per hour beyond the day).
     for (const s of searches) {
-      await same(conn, counts, { ...s, fromMs: nowMs - 24 * HOUR, toMs: nowMs }, nowMs, `${what} ${JSON.stringify(s)}`, changes);
+      for (const span of [24 * HOUR, 29 * HOUR + 17 * MIN + 3_000]) {
+        await same(conn, counts, { ...s, fromMs: nowMs - span, toMs: nowMs }, nowMs, `${what} ${JSON.stringify(s)} over ${span} ms`, changes);
+      }
     }
   };
   await round(NOW, 'first');
@@ -139,12 +142,12 @@ test('the change log answers what changed since a version while it remembers tha
   assert.equal(log.since(log.version - 1)![0]![0] < -(10n ** 18n), true);
 });
 
-test('kept spans merge within a clock hour once no longer recent, and are replaced by newer counts of the same time', () => {
+test('kept spans merge within a clock minute once no longer recent, and are replaced by newer counts of the same time', () => {
   const kept = new SearchCounts();
   const span = (fromS: number, toS: number, matches: number): Counted => ({ from: BigInt(fromS) * 1_000_000_000n, to: BigInt(toS) * 1_000_000_000n, lines: matches, tsSum: BigInt(matches), matches });
   const later = 10_000_000_000_000n;
   kept.add([span(3590, 3600, 1), span(3600, 3610, 2), span(3610, 3620, 3)], later);
-  // 3590..3600 ends one hour, 3600..3620 starts the next: two spans.
+  // 3590..3600 ends one minute, 3600..3620 starts the next: two spans.
   assert.deepEqual(
     kept.within(0n, 10_000_000_000_000n).map((s) => [Number(s.from / 1_000_000_000n), Number(s.to / 1_000_000_000n), s.matches]),
     [[3590, 3600, 1], [3600, 3620, 5]],
@@ -192,4 +195,17 @@ test("through outputs.duckdb's own writes and change log: counts stay exact whil
     await out.stop!();
     tmp.cleanup();
   }
+});
+
+test('kept spans older than a day merge per clock hour, newer ones per clock minute', () => {
+  const S = 1_000_000_000n;
+  const kept = new SearchCounts();
+  const span = (fromS: number, toS: number): Counted => ({ from: BigInt(fromS) * S, to: BigInt(toS) * S, lines: 1, tsSum: 1n, matches: 1 });
+  const minutes = 7200n * S; // per minute from 02:00 on
+  // 01:00-02:00 in 30-minute spans, then 02:00-02:02 in 1-minute halves.
+  kept.add([span(3600, 5400), span(5400, 7200), span(7200, 7230), span(7230, 7260), span(7260, 7290), span(7290, 7320)], 10_000n * S, minutes);
+  assert.deepEqual(
+    kept.within(0n, 10_000n * S).map((s) => [Number(s.from / S), Number(s.to / S), s.matches]),
+    [[3600, 7200, 2], [7200, 7260, 2], [7260, 7320, 2]],
+  );
 });
