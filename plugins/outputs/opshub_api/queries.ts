@@ -299,19 +299,21 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
   const version = changes?.version;
   const touched = changes && kept.checkedAt !== undefined ? changes.since(kept.checkedAt) : undefined;
   if (touched) kept.forgetTouched(touched);
+  // The log answers for every kept span (or there are none yet): no span is checked, and none needs a fingerprint.
+  const trustLog = touched !== undefined || (changes !== undefined && kept.size === 0);
   const generation = kept.generation;
   const minutes = minutesFrom(nowNs);
   for (let attempt = 0; ; attempt++) {
-    const runs = touched || attempt >= 2 ? [] : chains(kept.within(fromNs, toNs), nowNs - RECENT_NS).slice(-MAX_KEPT_RUNS);
-    const trusted = touched ? kept.within(fromNs, toNs) : runs.flat();
-    const fresh = keepable(gapsBetween(trusted, fromNs, toNs), fromNs, nowNs, touched ? 0n : SETTLE_NS, minutes);
+    const runs = trustLog || attempt >= 2 ? [] : chains(kept.within(fromNs, toNs), nowNs - RECENT_NS).slice(-MAX_KEPT_RUNS);
+    const trusted = trustLog ? kept.within(fromNs, toNs) : runs.flat();
+    const fresh = keepable(gapsBetween(trusted, fromNs, toNs), fromNs, nowNs, trustLog ? 0n : SETTLE_NS, minutes);
     // Each gap is counted per span to keep, and what lies before its first span (the window's first, partial minute or hour) as a whole.
     const gaps = gapsBetween(trusted, fromNs, toNs).map(([from, to]) => {
       const mine = fresh.filter((s) => s.from >= from && s.to <= to);
       return { from, to, keepFrom: mine[0]?.from, keepTo: mine.at(-1)?.to };
     });
     // Told what changes, the spans need no fingerprint (NaN: never equal, should one be checked later).
-    const { now, buckets, whole } = await checkAndCount(conn, o, runs, gaps, down(nowNs - RECENT_NS, BUCKET_NS), minutes, !touched);
+    const { now, buckets, whole } = await checkAndCount(conn, o, runs, gaps, down(nowNs - RECENT_NS, BUCKET_NS), minutes, !trustLog);
     const changed = runs.filter((run, i) => run.reduce((a, s) => a + s.lines, 0) !== now[i]!.lines || run.reduce((a, s) => a + s.tsSum, 0n) !== now[i]!.tsSum);
     if (changed.length) {
       for (const run of changed) kept.forget(new Set(await changedSpans(conn, run)));
@@ -333,7 +335,7 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
       const to = span ? span.to : at + BUCKET_NS;
       if (c.matches) pieces.push({ from: at > fromNs ? at : fromNs, to: to < toNs ? to : toNs, matches: c.matches });
     }
-    if (touched) for (const span of fresh) span.lines = Number.NaN;
+    if (trustLog) for (const span of fresh) span.lines = Number.NaN;
     kept.add(fresh, nowNs - RECENT_NS, minutes);
     kept.checked(version, generation);
     return pieces;
