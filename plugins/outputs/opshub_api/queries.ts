@@ -306,9 +306,10 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
   for (let attempt = 0; ; attempt++) {
     const runs = trustLog || attempt >= 2 ? [] : chains(kept.within(fromNs, toNs), nowNs - RECENT_NS).slice(-MAX_KEPT_RUNS);
     const trusted = trustLog ? kept.within(fromNs, toNs) : runs.flat();
-    const fresh = keepable(gapsBetween(trusted, fromNs, toNs), fromNs, nowNs, trustLog ? 0n : SETTLE_NS, minutes);
+    const between = gapsBetween(trusted, fromNs, toNs);
+    const fresh = keepable(between, fromNs, nowNs, trustLog ? 0n : SETTLE_NS, minutes);
     // Each gap is counted per span to keep, and what lies before its first span (the window's first, partial minute or hour) as a whole.
-    const gaps = gapsBetween(trusted, fromNs, toNs).map(([from, to]) => {
+    const gaps = between.map(([from, to]) => {
       const mine = fresh.filter((s) => s.from >= from && s.to <= to);
       return { from, to, keepFrom: mine[0]?.from, keepTo: mine.at(-1)?.to };
     });
@@ -449,11 +450,11 @@ const NOT_REQUESTS = ['login', 'logout', 'signup', 'session_start', 'session_end
 function sessionsCte(ps: Params, fromNs: bigint, idleNs: bigint): string {
   const from = ps.p(fromNs);
   const idle = ps.p(idleNs);
-  const bucket = ps.p(idleNs < 60_000_000_000n ? (idleNs > 0n ? idleNs : 1n) : 60_000_000_000n);
+  const bucket = ps.p(idleNs < MINUTE_NS ? (idleNs > 0n ? idleNs : 1n) : MINUTE_NS);
   const list = NOT_REQUESTS.map((a) => ps.p(a)).join(', ');
-  const marks = `${ps.p('login')}, ${ps.p('logout')}`;
   const login = ps.p('login');
   const logout = ps.p('logout');
+  const marks = `${login}, ${logout}`;
   return `
     a AS (
       SELECT COALESCE(username, email, user_id) AS who, model, lower(COALESCE(action, '')) AS action, session_id, ip_address,
@@ -552,21 +553,21 @@ export async function userActivity(conn: DuckDBConnection, fromMs: number): Prom
        FROM opshub_activity WHERE timestamp_ns >= ${from} AND COALESCE(username, email, user_id) IS NOT NULL GROUP BY ALL`,
     ps,
   );
+  type Tally = { requests: number; users: Set<string> };
+  /** Adds a row's requests and user to the tally of `key`. */
+  const count = <K>(tallies: Map<K, Tally>, key: K, who: string, requests: number) => {
+    const t = tallies.get(key) ?? tallies.set(key, { requests: 0, users: new Set() }).get(key)!;
+    t.requests += requests;
+    t.users.add(who);
+  };
   const users = new Set<string>();
-  const models = new Map<string, { requests: number; users: Set<string> }>();
-  const hours = new Map<number, { requests: number; users: Set<string> }>();
+  const models = new Map<string, Tally>();
+  const hours = new Map<number, Tally>();
   for (const r of found) {
     const who = String(r.who);
-    const requests = n(r.requests);
     users.add(who);
-    if (r.model !== null && r.model !== undefined) {
-      const m = models.get(String(r.model)) ?? models.set(String(r.model), { requests: 0, users: new Set() }).get(String(r.model))!;
-      m.requests += requests;
-      m.users.add(who);
-    }
-    const h = hours.get(n(r.h)) ?? hours.set(n(r.h), { requests: 0, users: new Set() }).get(n(r.h))!;
-    h.requests += requests;
-    h.users.add(who);
+    if (r.model !== null && r.model !== undefined) count(models, String(r.model), who, n(r.requests));
+    count(hours, n(r.h), who, n(r.requests));
   }
   const topModels = [...models]
     .map(([model, m]) => ({ model, requests: m.requests, users: m.users.size }))
