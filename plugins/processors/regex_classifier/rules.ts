@@ -94,9 +94,19 @@ export function successKeyword(lower: string): boolean {
 
 export interface CategoryRule {
   name: string;
+  /** The whole rule: what `mode: all` runs, and what the scanner must agree with. */
   regex: RegExp;
   /** Run on the line as written instead of lower-cased (rules that need upper case, e.g. HTTP methods). */
   raw?: boolean;
+  /** Words and phrases matched between word boundaries (regex fragments, lower case). */
+  words?: string[];
+  /** The rule's other alternatives (regex fragments, lower case). */
+  other?: string[];
+}
+
+/** A lower-case rule: `\b(?:word|…)\b` or any of `other`. */
+function wordRule(name: string, words: string[], other: string[] = []): CategoryRule {
+  return { name, words, other, regex: new RegExp([`\\b(?:${words.join('|')})\\b`, ...other].join('|')) };
 }
 
 /**
@@ -104,78 +114,144 @@ export interface CategoryRule {
  * ones come first. Written in lower case: they run on the lower-cased line.
  */
 export const DEFAULT_CATEGORIES: CategoryRule[] = [
-  {
-    name: 'security',
-    regex:
-      /\b(?:forbidden|permission denied|access denied|csrf|xss|sql injection|brute[- ]?force|intrusion|suspicious|blocked ip|banned|invalid (?:api[- ]?key|signature)|rate[- ]limit(?:ed|ing)?|too many requests)\b|http\/[\d.]+" (?:403|429)\b|^\[gin\][^|]*\|\s*(?:403|429)\s*\|/,
-  },
-  {
-    name: 'auth',
-    regex:
-      /\b(?:auth\w*|unauthori[sz]ed|log(?:ged)?[ _-]?in|log(?:ged)?[ _-]?out|sign(?:ed)?[ _-]?(?:in|up|out)|signin|signup|password|credentials?|oauth2?|oidc|openid|jwt|sso|ldap|api[_ -]?key|access token|session (?:created|expired|started|ended|invalid)|login_error)\b|http\/[\d.]+" 401\b|^\[gin\][^|]*\|\s*401\s*\|/,
-  },
-  {
-    name: 'model_load',
-    regex:
-      /\b(?:load(?:ed|ing)? (?:the )?model|model (?:load(?:ed|ing)?|unload(?:ed|ing)?)|llama_model_load(?:er)?|llm_load_\w+|llama runner (?:started|starting)|starting llama server|offload(?:ed|ing)? \d+|pulling (?:manifest|model)|embedding model|loading weights|unload(?:ing)? model|model weights)\b/,
-  },
-  {
-    name: 'gpu',
-    regex: /\b(?:gpus?|cuda\w*|cudnn|cublas|nvidia|nvml|vram|rocm|tensor cores?|compute capability)\b/,
-  },
+  wordRule(
+    'security',
+    ['forbidden', 'permission denied', 'access denied', 'csrf', 'xss', 'sql injection', 'brute[- ]?force', 'intrusion', 'suspicious', 'blocked ip', 'banned', 'invalid (?:api[- ]?key|signature)', 'rate[- ]limit(?:ed|ing)?', 'too many requests'],
+    ['http\\/[\\d.]+" (?:403|429)\\b', '^\\[gin\\][^|]*\\|\\s*(?:403|429)\\s*\\|'],
+  ),
+  wordRule(
+    'auth',
+    ['auth\\w*', 'unauthori[sz]ed', 'log(?:ged)?[ _-]?in', 'log(?:ged)?[ _-]?out', 'sign(?:ed)?[ _-]?(?:in|up|out)', 'signin', 'signup', 'password', 'credentials?', 'oauth2?', 'oidc', 'openid', 'jwt', 'sso', 'ldap', 'api[_ -]?key', 'access token', 'session (?:created|expired|started|ended|invalid)', 'login_error'],
+    ['http\\/[\\d.]+" 401\\b', '^\\[gin\\][^|]*\\|\\s*401\\s*\\|'],
+  ),
+  wordRule('model_load', [
+    'load(?:ed|ing)? (?:the )?model',
+    'model (?:load(?:ed|ing)?|unload(?:ed|ing)?)',
+    'llama_model_load(?:er)?',
+    'llm_load_\\w+',
+    'llama runner (?:started|starting)',
+    'starting llama server',
+    'offload(?:ed|ing)? \\d+',
+    'pulling (?:manifest|model)',
+    'embedding model',
+    'loading weights',
+    'unload(?:ing)? model',
+    'model weights',
+  ]),
+  wordRule('gpu', ['gpus?', 'cuda\\w*', 'cudnn', 'cublas', 'nvidia', 'nvml', 'vram', 'rocm', 'tensor cores?', 'compute capability']),
   {
     name: 'api_request',
     raw: true,
     regex: /"(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \S+ HTTP\/[\d.]+"|^\[GIN\] |(?:^|\s)(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \/\S*/,
   },
-  {
-    name: 'database',
-    regex:
-      /\b(?:database|postgres(?:ql)?|psql|psycopg2?|sqlite3?|mysql|mariadb|redis|mongo(?:db)?|sqlalchemy|peewee|alembic|migrations?|duplicate key|deadlock(?: detected)?|checkpoint (?:starting|complete)|autovacuum|connection pool|chroma(?:db)?|qdrant|milvus|pgvector|vector (?:db|database|store))\b|relation "|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \w+ \[\d+\] [a-z]+\d?: {2}/,
-  },
-  {
-    name: 'performance',
-    regex:
-      /\b(?:slow(?:ly)?|latency|time(?:d)? ?out|timeout|took \d|high (?:cpu|memory|load)|out of memory|oom(?:killed)?|throttl\w*|memory (?:usage|pressure)|tokens?\/s|tokens per second|eval rate|response time)\b/,
-  },
-  {
-    name: 'system',
-    regex:
-      /\b(?:start(?:ed|ing)?|startup|shut(?:ting)? ?down|stopp(?:ed|ing)|listening|running on|server process|workers?|booting|signal|restart\w*|version|configur\w*|health ?check|healthy|environment|initiali[sz]\w*|ready|installing|scheduler)\b/,
-  },
+  wordRule(
+    'database',
+    ['database', 'postgres(?:ql)?', 'psql', 'psycopg2?', 'sqlite3?', 'mysql', 'mariadb', 'redis', 'mongo(?:db)?', 'sqlalchemy', 'peewee', 'alembic', 'migrations?', 'duplicate key', 'deadlock(?: detected)?', 'checkpoint (?:starting|complete)', 'autovacuum', 'connection pool', 'chroma(?:db)?', 'qdrant', 'milvus', 'pgvector', 'vector (?:db|database|store)'],
+    // Postgres' own log prefix: "2024-05-01 12:00:00.123 UTC [68] log:  ".
+    ['relation "', '^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)? \\w+ \\[\\d+\\] [a-z]+\\d?: {2}'],
+  ),
+  wordRule('performance', ['slow(?:ly)?', 'latency', 'time(?:d)? ?out', 'timeout', 'took \\d', 'high (?:cpu|memory|load)', 'out of memory', 'oom(?:killed)?', 'throttl\\w*', 'memory (?:usage|pressure)', 'tokens?\\/s', 'tokens per second', 'eval rate', 'response time']),
+  wordRule('system', ['start(?:ed|ing)?', 'startup', 'shut(?:ting)? ?down', 'stopp(?:ed|ing)', 'listening', 'running on', 'server process', 'workers?', 'booting', 'signal', 'restart\\w*', 'version', 'configur\\w*', 'health ?check', 'healthy', 'environment', 'initiali[sz]\\w*', 'ready', 'installing', 'scheduler']),
 ];
 
-/**
- * All lower-case category rules in one regex, one capture group per rule, so
- * a line is scanned once instead of once per rule. The match with the
- * earliest rule wins, which is what trying the rules in order gives.
- */
+/** Finds the first category rule (in rule order) that matches a line. */
 export interface CategoryScanner {
   /** The first rule (in rule order) that matches, or undefined. */
   first(msg: string, lower: string): string | undefined;
 }
 
+/** How many characters of a word's start select the rules worth trying there. */
+const KEY_CHARS = 3;
+const KEY_MASK = (1 << 13) - 1;
+
+/** A hash of the KEY_CHARS characters at `i` (past the end counts as NaN, which hashes to 0). */
+function keyAt(s: string, i: number): number {
+  return (((s.charCodeAt(i) * 31 + s.charCodeAt(i + 1)) * 31 + s.charCodeAt(i + 2)) & KEY_MASK) >>> 0;
+}
+
+const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+/** The characters a regex fragment matches literally at its start, before any class, group or optional character. */
+export function literalStart(fragment: string): string {
+  let out = '';
+  for (let i = 0; i < fragment.length; i++) {
+    let c = fragment[i]!;
+    let next = i + 1;
+    if (c === '\\') {
+      const e = fragment[i + 1];
+      if (e === undefined || /[A-Za-z0-9]/.test(e)) break; // \d, \w, \b…: not a literal
+      c = e;
+      next = i + 2;
+    } else if ('()[]{}.|^$?*+'.includes(c)) break;
+    const q = fragment[next];
+    if (q === '?' || q === '*' || q === '{') break; // optional: the match may not hold it
+    out += c;
+    i = next - 1;
+  }
+  return out;
+}
+
+/**
+ * The category rules as one scan of the line. Each rule's words start with
+ * at least three literal characters, so the line is walked once: at each word
+ * start, a table keyed by its first three characters names the rules that have
+ * a word beginning there, and only those are tried, at that position alone.
+ * Other alternatives run only for rules that rank above the best match so
+ * far, behind a substring check of their literal start. The answer is what
+ * trying each whole rule in order gives (a test checks this on real lines).
+ */
 export function categoryScanner(rules: CategoryRule[]): CategoryScanner {
   const lowerRules = rules.filter((r) => !r.raw);
-  const combined = new RegExp(lowerRules.map((r) => `(${r.regex.source})`).join('|'), 'g');
+  if (lowerRules.length > 32) throw new Error('categoryScanner: at most 32 lower-case rules');
   const rank = new Map(rules.map((r, i) => [r.name, i]));
-  const groupRank = lowerRules.map((r) => rank.get(r.name)!);
+  const table = new Uint32Array(KEY_MASK + 1);
+  const starts = new Set<string>();
+  const scans = lowerRules.map((rule, bit) => {
+    const words = rule.words ?? [];
+    for (const w of words) {
+      const start = literalStart(w);
+      if (start.length < KEY_CHARS || start !== start.toLowerCase()) throw new Error(`category rule ${rule.name}: "${w}" must start with ${KEY_CHARS} literal lower-case characters`);
+      table[keyAt(start, 0)]! |= 1 << bit;
+      starts.add(start.slice(0, KEY_CHARS));
+    }
+    // A rule given as a whole regex (no words) is tried as its own "other" alternative.
+    const others = rule.words ? (rule.other ?? []) : [rule.regex.source];
+    return {
+      rank: rank.get(rule.name)!,
+      words: new RegExp(`\\b(?:${words.join('|')})\\b`, 'y'),
+      others: others.map((o) => ({ regex: new RegExp(o), needs: o.startsWith('^') ? '' : literalStart(o) })),
+    };
+  });
   const raws = rules.filter((r) => r.raw).map((r) => ({ rule: r, rank: rank.get(r.name)! }));
-  const n = lowerRules.length;
+  // Word starts that begin some rule's word; the regex engine finds them faster than a loop over the characters.
+  const wordStarts = new RegExp(`\\b(?:${[...starts].map(escapeRegex).join('|')})`, 'g');
+
   return {
     first(msg, lower) {
       let best = Infinity;
-      combined.lastIndex = 0;
-      let m: RegExpExecArray | null;
-      while ((m = combined.exec(lower))) {
-        for (let g = 1; g <= n; g++) {
-          if (m[g] !== undefined) {
-            if (groupRank[g - 1]! < best) best = groupRank[g - 1]!;
+      wordStarts.lastIndex = 0;
+      while (wordStarts.test(lower)) {
+        const i = wordStarts.lastIndex - KEY_CHARS;
+        let mask = table[keyAt(lower, i)]!;
+        while (mask) {
+          const bit = 31 - Math.clz32(mask & -mask);
+          const scan = scans[bit]!;
+          if (scan.rank >= best) break;
+          scan.words.lastIndex = i;
+          if (scan.words.test(lower)) {
+            best = scan.rank;
             break;
           }
+          mask &= mask - 1;
         }
-        if (best === 0) break;
-        if (m[0] === '') combined.lastIndex++;
+        if (best === 0) return rules[0]!.name;
+      }
+      for (const scan of scans) {
+        if (scan.rank >= best) break;
+        if (scan.others.some((o) => (o.needs === '' || lower.includes(o.needs)) && o.regex.test(lower))) {
+          best = scan.rank;
+          break;
+        }
       }
       for (const { rule, rank: r } of raws) {
         if (r < best && rule.regex.test(msg)) best = r;

@@ -61,7 +61,22 @@ const USER_ACTION = /\buser:?\s+["']?([\w.@+-]+)["']?\s+(?:logged|signed|authent
 const KV =
   /(?:^|[\s{,;(\[])["']?(username|user_name|userName|user|user_id|userId|userid|uid|email|mail|ip|client_ip|clientIp|client_addr|remote_addr|remoteAddr|remote_ip|ip_address|ipAddress|source_ip|sourceIp|client|model|model_name|modelName|model_id|session_id|sessionId|method|http_method|path|http_path|status|status_code|statusCode|http_status|duration_ms|latency_ms|elapsed_ms|response_time_ms|duration|latency|elapsed)["']?\s*[=:]\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^\s,;{}[\]"']+))/g;
 
-const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/;
+// An address: the local part is found by walking back from each '@' (a regex
+// starting with it retries the local part at every character of a long word).
+const EMAIL_DOMAIN = /[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/y;
+const isLocalPartChar = (c: number) => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45;
+
+/** The first e-mail address in the text (what /[A-Za-z0-9._%+-]+@domain/ finds first), or undefined. */
+export function firstEmail(text: string): string | undefined {
+  for (let at = text.indexOf('@'); at !== -1; at = text.indexOf('@', at + 1)) {
+    let start = at;
+    while (start > 0 && isLocalPartChar(text.charCodeAt(start - 1))) start--;
+    if (start === at) continue;
+    EMAIL_DOMAIN.lastIndex = at + 1;
+    if (EMAIL_DOMAIN.test(text)) return text.slice(start, EMAIL_DOMAIN.lastIndex);
+  }
+  return undefined;
+}
 const IP_LIKE = new RegExp(`^(?:${IPV4}|${IPV6})$`);
 
 // `loaded model llama3.1:8b`, `switching to model: qwen2.5:7b`, `Model llama3.1:8b not found` (a name:tag).
@@ -199,7 +214,7 @@ export function fromText(msg: string, attrs: Attrs): void {
       if (m[4] !== undefined) put(attrs, 'duration_ms', durationMs(m[4]));
     }
   }
-  if (msg.includes('=') || msg.includes('":') || msg.includes('": ')) {
+  if (msg.includes('=') || msg.includes('":')) {
     KV.lastIndex = 0;
     let m: RegExpExecArray | null;
     while ((m = KV.exec(msg))) {
@@ -215,10 +230,7 @@ export function fromText(msg: string, attrs: Attrs): void {
     const m = FOR_USER.exec(msg) ?? USER_ACTION.exec(msg);
     if (m) put(attrs, 'username', m[1]);
   }
-  if (attrs.email === undefined && msg.includes('@')) {
-    const m = EMAIL.exec(msg);
-    if (m) put(attrs, 'email', m[0]);
-  }
+  if (attrs.email === undefined) put(attrs, 'email', firstEmail(msg));
   if (attrs.model === undefined && (msg.includes('model') || msg.includes('Model'))) {
     const m = MODEL_PHRASE.exec(msg);
     if (m) assign(attrs, 'model', (m[1] ?? m[2])!.replace(/[.,;:]+$/, ''));

@@ -1,9 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { builtinPlugins } from '../../../core/builtins.ts';
 import { ConfigError, loadConfig } from '../../../core/config.ts';
 import { makeLog, makeMetric, type Level, type LogEvent } from '../../../core/events.ts';
 import { createRegexClassifier, type RegexClassifierConfig } from '../../../plugins/processors/regex_classifier/index.ts';
+import { categoryScanner, DEFAULT_CATEGORIES, literalStart } from '../../../plugins/processors/regex_classifier/rules.ts';
 
 const DEFAULTS: RegexClassifierConfig = { levels: true, categories: true, patterns: {}, mode: 'first', ignore_case: false, overwrite_category: false, scan_bytes: '4KiB' };
 
@@ -175,4 +178,36 @@ test('an invalid custom regex is a config error with line and column', async () 
     ]);
     return true;
   });
+});
+
+test('the category scanner agrees with trying each whole rule in order', () => {
+  // What `mode: first` means: the first rule, in order, whose regex matches anywhere.
+  const inOrder = (line: string) => DEFAULT_CATEGORIES.find((r) => r.regex.test(r.raw ? line : line.toLowerCase()))?.name;
+  const scanner = categoryScanner(DEFAULT_CATEGORIES);
+  const testdata = path.join(import.meta.dirname, '../../../plugins/processors/regex_classifier/testdata');
+  const lines = readdirSync(testdata).flatMap((f) => readFileSync(path.join(testdata, f), 'utf8').split('\n').filter(Boolean));
+  lines.push(
+    ...Object.values(CASES).flatMap((cases) => cases.map((c) => c[0])),
+    // Near misses and edges: a word inside a longer one, `_` as a word character, a trigger at the very end, upper case.
+    'reauthorize_x', 'x_auth failed', 'preloaded model', 'gpu', 'gp', 'READY', 'worker', 'workers2', 'the tokens/s rate',
+    'xhttp/1.1" 403', '"GET /x HTTP/1.1" 401', '[GIN] 2026/03/11 - 06:50:04 | 401 | 1s | 1.2.3.4 | GET "/"', '[gin] x | 429 |',
+    '2024-05-01 12:00:00.123 UTC [68] LOG:  checkpoint starting: time', 'relation "users" does not exist', 'timed out', 'time out', 'timeout',
+    'session expired for gpu user after slow startup', 'Tensor Cores enabled; permission denied', 'sso', 'ss', 'llm_load_tensors: offloaded 33/33 layers to GPU',
+  );
+  // Random sentences of rule words and filler, so rules meet each other on one line.
+  const words = DEFAULT_CATEGORIES.flatMap((r) => r.words ?? []).map((w) => literalStart(w));
+  const filler = ['the', 'a', 'x_', 'pre', 'ing', '/', '"', '-', 'ok', 'Error:', 'HTTP/1.1"', '401', '403', '[GIN]'];
+  let seed = 7;
+  const pick = <T>(xs: T[]) => xs[(seed = (seed * 48271) % 2147483647) % xs.length]!;
+  for (let i = 0; i < 3000; i++) lines.push(Array.from({ length: 1 + (i % 9) }, () => (i % 3 ? pick(words) : pick(filler)) + pick(['', ' ', 's ', 'ed ', '_', 'ing '])).join(pick([' ', '', '-'])));
+  for (const line of lines) assert.equal(scanner.first(line, line.toLowerCase()), inOrder(line), line);
+});
+
+test('a category rule word must start with three literal characters', () => {
+  assert.equal(literalStart('brute[- ]?force'), 'brute');
+  assert.equal(literalStart('gpus?'), 'gpu');
+  assert.equal(literalStart('tokens?\\/s'), 'token');
+  assert.equal(literalStart('log(?:ged)?[ _-]?in'), 'log');
+  assert.equal(literalStart('http\\/[\\d.]+"'), 'http/');
+  assert.throws(() => categoryScanner([{ name: 'short', regex: /\b(?:ab?c)\b/, words: ['ab?c'] }]), /must start with 3 literal/);
 });

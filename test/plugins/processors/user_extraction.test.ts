@@ -4,7 +4,7 @@ import { builtinPlugins } from '../../../core/builtins.ts';
 import { ConfigError, loadConfig } from '../../../core/config.ts';
 import { makeLog, makeMetric, type LogEvent } from '../../../core/events.ts';
 import { createUserExtraction, type UserExtractionConfig } from '../../../plugins/processors/user_extraction/index.ts';
-import { durationMs } from '../../../plugins/processors/user_extraction/rules.ts';
+import { durationMs, firstEmail } from '../../../plugins/processors/user_extraction/rules.ts';
 
 const DEFAULTS: UserExtractionConfig = { patterns: [], default_patterns: true, ignore_case: false, scan_bytes: '4KiB' };
 
@@ -124,4 +124,14 @@ test('an invalid custom pattern is a config error with line and column', async (
     assert.deepEqual(err.issues.map((i) => `${i.line}:${i.column} ${i.path}`), ['4:9 processors[0].patterns[0]']);
     return true;
   });
+});
+
+test('firstEmail finds what the plain address regex finds first', () => {
+  const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/;
+  const parts = ['alice', '@', 'example', '.', 'com', 'b.o+b', ' ', '@@', 'x-y', '.c', 'é', '%', '1', '"', 'mail=', 'Z'];
+  let seed = 11;
+  const pick = () => parts[(seed = (seed * 48271) % 2147483647) % parts.length]!;
+  const texts = ['user alice@example.com connected', 'a@b.co', '@example.com', 'x@y', 'first@bad and second@good.org', 'me@host.example.c'];
+  for (let i = 0; i < 5000; i++) texts.push(Array.from({ length: 1 + (i % 12) }, pick).join(''));
+  for (const t of texts) assert.equal(firstEmail(t), EMAIL.exec(t)?.[0], t);
 });
