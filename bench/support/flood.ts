@@ -134,7 +134,7 @@ processors:
 outputs:
   - type: duckdb
     flush_interval: 200ms
-    buffer_limit: 100000
+    buffer_limit: ${process.env.BUFFER_LIMIT ?? 100000}
     checkpoint_interval: '0'
     retention: { enabled: false }
 ${opts.duckdb.map((l) => `    ${l}\n`).join('')}${opts.outputs ?? ''}`;
