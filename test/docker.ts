@@ -53,6 +53,8 @@ export interface RunOptions {
   logDriver?: string;
   memoryBytes?: number;
   restartPolicy?: 'no' | 'on-failure' | 'always' | 'unless-stopped';
+  /** `docker run --rm`: the engine removes the container, log and all, as soon as it exits. */
+  autoRemove?: boolean;
   healthcheck?: { Test: string[]; Interval?: number; Timeout?: number; Retries?: number; StartPeriod?: number };
   start?: boolean;
 }
@@ -70,6 +72,7 @@ export async function runContainer(script: string, opts: RunOptions = {}): Promi
       LogConfig: opts.logDriver ? { Type: opts.logDriver, Config: {} } : undefined,
       Memory: opts.memoryBytes,
       RestartPolicy: opts.restartPolicy ? { Name: opts.restartPolicy } : undefined,
+      AutoRemove: opts.autoRemove,
     } as Docker.HostConfig,
   });
   if (opts.start !== false) await container.start();

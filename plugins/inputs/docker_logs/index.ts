@@ -34,7 +34,7 @@ import {
   type ContainerFilterConfig,
   type DockerConnectionConfig,
 } from '../../common/docker.ts';
-import { LogStreamParser, type ParsedLine } from './parse.ts';
+import { LogStreamParser, looksMultiplexed, type ParsedLine } from './parse.ts';
 import { PositionTracker, isAhead, sinceParam, type SavedPosition } from './position.ts';
 
 export interface DockerLogsConfig extends DockerConnectionConfig, ContainerFilterConfig {
@@ -70,10 +70,33 @@ interface FollowedView {
   unreadable: boolean;
 }
 
+/** What a start event says of a container: enough to read a container that is gone before it can be inspected. */
+interface StartedAs {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+}
+
+type LogStream = NodeJS.ReadableStream & { destroy: () => void };
+
+const FOLLOW = { follow: true, stdout: true, stderr: true, timestamps: true };
+
+/** A container's name, image and labels as its start event tells them (the labels are the attributes besides name and image). */
+function startedAs(id: string, attributes: Record<string, string> | undefined): StartedAs {
+  const { name, image, ...labels } = attributes ?? {};
+  return { name: containerName(name, id), image: image ?? '', labels };
+}
+
+/** Drops a log stream that was asked for but is not used. */
+function discard(stream: Promise<LogStream> | undefined): void {
+  stream?.then((s) => s.destroy(), () => undefined);
+}
+
 class Follower {
   name: string;
   image = '';
-  tty = false;
+  /** Undefined when the container could not be inspected: told from the stream's first bytes. */
+  tty: boolean | undefined = false;
   labels: Record<string, string> = {};
   private tracker?: PositionTracker;
   private stream?: NodeJS.ReadableStream & { destroy?: () => void };
@@ -104,43 +127,70 @@ class Follower {
     return !!this.stream;
   }
 
-  /** Opens (or re-opens) the log stream, unless already open or not wanted. */
-  async open(): Promise<void> {
+  /**
+   * Opens (or re-opens) the log stream, unless already open or not wanted.
+   * `started`: the container has just started (its start event).
+   */
+  async open(started?: StartedAs): Promise<void> {
     const o = this.owner;
     if (this.stream || this.opening || this.destroyed || this.unreadable || o.stopped) return;
     this.opening = true;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    let early: Promise<LogStream> | undefined;
     try {
       const container = o.docker!.getContainer(this.id);
-      const info = await container.inspect();
-      if (o.stopped || this.destroyed) return;
-      this.name = containerName(info.Name, this.id);
-      this.image = info.Config?.Image ?? info.Image ?? '';
-      this.tty = !!info.Config?.Tty;
-      const labels = info.Config?.Labels ?? {};
+      // A container that has just started, with no checkpoint, is read from
+      // its first line: ask for its log together with its details. A
+      // short-lived `--rm` container is gone, log and all, in about the time
+      // one inspect takes (20 such containers at once: ~15 % of their lines
+      // read after an inspect, ~95 % this way).
+      if (started && !this.tracker && !o.hasCheckpoint(this.id)) {
+        early = container.logs(FOLLOW as any) as unknown as Promise<LogStream>;
+        early.catch(() => undefined); // awaited below, or not needed
+      }
+      let info: Docker.ContainerInspectInfo | undefined;
+      try {
+        info = await container.inspect();
+      } catch (err) {
+        // Removed already: its log, if the early request got it, is still worth reading.
+        if (!early || statusOf(err) !== 404) throw err;
+      }
+      if (o.stopped || (this.destroyed && !early)) return discard(early);
+      const labels = info ? (info.Config?.Labels ?? {}) : started!.labels;
+      this.name = info ? containerName(info.Name, this.id) : started!.name;
+      this.image = info ? (info.Config?.Image ?? info.Image ?? '') : started!.image;
+      this.tty = info ? !!info.Config?.Tty : undefined;
       this.labels = { container: this.name, ...composeLabels(labels) };
       if (!o.wants(this.name, labels, this.id)) {
         this.idle = true;
-        return;
+        return discard(early);
       }
       let start: Start | undefined;
       if (this.tracker) start = { saved: this.tracker.position() };
       else {
-        start = o.startFor(this.id, info);
+        start = info ? o.startFor(this.id, info) : { floor: 0n };
         if (!start) {
           this.idle = true;
-          return;
+          return discard(early);
         }
       }
       this.idle = false;
       const tracker =
         'saved' in start ? new PositionTracker({ saved: start.saved }) : 'floor' in start ? new PositionTracker({ floor: start.floor }) : new PositionTracker({ floorFromFirstLine: true });
-      const query: Record<string, unknown> = { follow: true, stdout: true, stderr: true, timestamps: true };
-      if ('tail' in start) query.tail = start.tail;
-      else if (tracker.openSince > 0n) query.since = sinceParam(tracker.openSince);
-      const stream = (await container.logs(query as any)) as unknown as NodeJS.ReadableStream & { destroy: () => void };
-      if (o.stopped || this.destroyed) {
+      let stream: LogStream;
+      if (early && 'floor' in start) {
+        // It reads from the first line; the tracker drops any line before its floor.
+        stream = await early;
+      } else {
+        discard(early);
+        early = undefined;
+        const query: Record<string, unknown> = { ...FOLLOW };
+        if ('tail' in start) query.tail = start.tail;
+        else if (tracker.openSince > 0n) query.since = sinceParam(tracker.openSince);
+        stream = (await container.logs(query as any)) as unknown as LogStream;
+      }
+      if (o.stopped || (this.destroyed && !early)) {
         stream.destroy();
         return;
       }
@@ -157,15 +207,18 @@ class Follower {
     const o = this.owner;
     const opened = Date.now();
     this.stream = stream;
-    const parser = new LogStreamParser({
-      tty: this.tty,
-      maxLineBytes: o.maxLineBytes,
-      onLine: (line) => this.line(line, tracker),
-      onEngineError: (text) => o.ctx.log.once(`engine-error:${this.id}`, 'warn', `container ${this.name}: the engine reports: ${text}`),
-    });
+    let parser: LogStreamParser | undefined;
+    const parserFor = (first: Buffer) =>
+      new LogStreamParser({
+        tty: this.tty ?? !looksMultiplexed(first),
+        maxLineBytes: o.maxLineBytes,
+        onLine: (line) => this.line(line, tracker),
+        onEngineError: (text) => o.ctx.log.once(`engine-error:${this.id}`, 'warn', `container ${this.name}: the engine reports: ${text}`),
+      });
     if (o.paused) stream.pause();
     stream.on('data', (chunk: Buffer) => {
       if (this.stream !== stream || o.stopped) return;
+      parser ??= parserFor(chunk);
       parser.push(chunk);
       this.flush();
     });
@@ -178,7 +231,7 @@ class Follower {
       if (o.stopped) return;
       if (!err) {
         // The container stopped: what is left is its last, unterminated output.
-        parser.end();
+        parser?.end();
         this.flush();
       }
       if (tracker.replayShort) {
@@ -247,6 +300,11 @@ class Follower {
       this.destroyed = true;
       return this.release();
     }
+    if (status === 409 && /dead or marked for removal/i.test(text)) {
+      this.destroyed = true;
+      this.lostUnread();
+      return this.release();
+    }
     if (status === 501 || /does not support reading|not support reading/i.test(text)) {
       this.unreadable = true;
       o.ctx.log.once(`unreadable:${this.id}`, 'warn', `container ${this.name}: its log driver cannot be read through the Engine API (${text.replace(/^\(HTTP code \d+\)[^-]*- /, '').trim()}); its logs are skipped. Use the json-file, local or journald driver, or keep Docker's dual logging on.`);
@@ -284,7 +342,18 @@ class Follower {
   /** The engine says the container is gone: finish reading, then forget it. */
   onDestroy(): void {
     this.destroyed = true;
-    if (!this.stream && !this.opening) this.release();
+    if (!this.stream && !this.opening) {
+      if (this.failures > 0 && this.lines === 0) this.lostUnread();
+      this.release();
+    }
+  }
+
+  /** Removed before its log could be opened (a short-lived `--rm` container): counted as an input error, said once. */
+  private lostUnread(): void {
+    const o = this.owner;
+    if (this.released || o.stopped) return;
+    o.acc?.error(new Error(`container ${this.name}: removed before its log could be read`));
+    o.ctx.log.once(`removed:${this.id}`, 'warn', `container ${this.name} was removed before its log could be read; its lines are lost (a short-lived --rm container?)`);
   }
 
   release(): void {
@@ -435,7 +504,7 @@ export class DockerLogsInput implements ServiceInput {
         f = new Follower(id, this);
         this.followers.set(id, f);
       }
-      void f.open();
+      void f.open(startedAs(id, ev.Actor?.Attributes));
     } else if (action === 'destroy') {
       f?.onDestroy();
       this.checkpoints?.delete(id);
@@ -463,6 +532,10 @@ export class DockerLogsInput implements ServiceInput {
     if (!ranSinceFirst && !this.config.include_stopped) return undefined;
     if (this.config.start_from === 'end') return { floor: this.first };
     return this.config.tail >= 0 ? { tail: this.config.tail } : { floor: 0n };
+  }
+
+  hasCheckpoint(id: string): boolean {
+    return this.checkpoints!.get(id) !== undefined;
   }
 
   forget(id: string): void {

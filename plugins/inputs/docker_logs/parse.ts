@@ -42,6 +42,15 @@ const CR = 0x0d;
 const SP = 0x20;
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Whether a log stream's first bytes are a multiplexed frame header (stream
+ * 0-2, then three zero bytes) rather than a TTY's raw output, which starts
+ * with a timestamp's digits. For a container that could not be inspected.
+ */
+export function looksMultiplexed(head: Buffer): boolean {
+  return head.length > 0 && head[0]! <= 2 && (head.length < 4 || (head[1] === 0 && head[2] === 0 && head[3] === 0));
+}
+
 export class LogStreamParser {
   private rest: Buffer = EMPTY;
   private partial: Record<StreamName, Partial | undefined> = { stdout: undefined, stderr: undefined };

@@ -149,6 +149,26 @@ test('a container that prints 1,000 lines and exits within a second has all 1,00
   });
 });
 
+test('short-lived --rm containers: their lines are read before the engine removes them; one removed first is said and counted', async () => {
+  const tag = uniqueName('opshub-test-autorm');
+  const n = 10;
+  await withAgent(yaml({ include: [`^${tag}`] }), async (a, events) => {
+    const input = a.agent.pipeline.inputs.get('docker_logs')!;
+    await new Promise((r) => setTimeout(r, 500)); // the events stream is connected
+    // Each prints three lines and exits at once; the engine then removes it, log and all.
+    const names = Array.from({ length: n }, (_, i) => `${tag}-${i}`);
+    await Promise.all(names.map((name, i) => runContainer(`echo one ${i}; echo two ${i}; echo three ${i}`, { name, autoRemove: true })));
+    const unread = (name: string) => a.logs.some((l) => l.message.includes(`container ${name} was removed before its log could be read`));
+    const settled = (name: string) => logsOf(events, name).length === 3 || unread(name);
+    await waitFor(() => names.every(settled), 20_000, 'every container read or reported');
+    const read = names.filter((name) => logsOf(events, name).length === 3);
+    for (const name of read) assert.deepEqual(logsOf(events, name).map((e) => e.message.split(' ')[0]), ['one', 'two', 'three']);
+    // Asking for the log before inspecting wins the race with the removal almost always (an inspect first read ~15 %).
+    assert.ok(read.length >= n / 2, `${read.length} of ${n} containers read`);
+    assert.equal(input.stats.errors ?? 0, n - read.length, 'each container removed unread is counted');
+  });
+});
+
 test('paused at max_pending_lines, the input has outputs write partial batches: no wait for a full batch or the flush interval', async () => {
   const name = uniqueName('opshub-test-pending');
   // Batches far larger than what the input lets out, and a flush interval longer than the test.

@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LogStreamParser, type ParsedLine } from '../../../plugins/inputs/docker_logs/parse.ts';
+import { LogStreamParser, looksMultiplexed, type ParsedLine } from '../../../plugins/inputs/docker_logs/parse.ts';
 import { PositionTracker, SLACK_NS } from '../../../plugins/inputs/docker_logs/position.ts';
 import { formatNs } from '../../../core/events.ts';
 
@@ -84,6 +84,15 @@ test('TTY stream: raw messages with 16 KiB pieces glued together are split and m
       ['stdout', BASE + 4n, 'last'],
     ]);
   }
+});
+
+test('a stream is told multiplexed or TTY from its first bytes (for a container gone before it could be inspected)', () => {
+  const ts = '2026-03-11T06:48:58.120000000Z ';
+  assert.equal(looksMultiplexed(frame(1, `${ts}hello\n`)), true);
+  assert.equal(looksMultiplexed(frame(2, `${ts}oops\n`)), true);
+  assert.equal(looksMultiplexed(Buffer.from(`${ts}hello\r\n`)), false);
+  assert.equal(looksMultiplexed(Buffer.from([1, 0])), true); // a header cut short
+  assert.equal(looksMultiplexed(Buffer.alloc(0)), false);
 });
 
 test('lines over max_line_bytes are cut on a character boundary and marked truncated', () => {
