@@ -108,6 +108,12 @@ class Follower {
   destroyed = false;
   unreadable = false;
   released = false;
+  /** Removed before its log could be read, and counted so. */
+  private lost = false;
+  /** The last attempt to open the log failed (not: a stream that ended). */
+  private openFailed = false;
+  /** A log request is on its way. */
+  private requesting = false;
   lines = 0;
   // Batch being built from the current chunk.
   private events: LogEvent[] = [];
@@ -145,7 +151,7 @@ class Follower {
       // short-lived `--rm` container is gone, log and all, in about the time
       // one inspect takes (20 such containers at once: ~15 % of their lines
       // read after an inspect, ~95 % this way).
-      if (started && !this.tracker && !o.hasCheckpoint(this.id)) {
+      if (started && !this.tracker && !o.hasCheckpoint(this.id) && o.wants(started.name, started.labels, this.id)) {
         early = container.logs(FOLLOW as any) as unknown as Promise<LogStream>;
         early.catch(() => undefined); // awaited below, or not needed
       }
@@ -179,6 +185,7 @@ class Follower {
       const tracker =
         'saved' in start ? new PositionTracker({ saved: start.saved }) : 'floor' in start ? new PositionTracker({ floor: start.floor }) : new PositionTracker({ floorFromFirstLine: true });
       let stream: LogStream;
+      this.requesting = true;
       if (early && 'floor' in start) {
         // It reads from the first line; the tracker drops any line before its floor.
         stream = await early;
@@ -190,16 +197,19 @@ class Follower {
         else if (tracker.openSince > 0n) query.since = sinceParam(tracker.openSince);
         stream = (await container.logs(query as any)) as unknown as LogStream;
       }
+      this.requesting = false;
       if (o.stopped || (this.destroyed && !early)) {
         stream.destroy();
         return;
       }
       this.tracker = tracker;
+      this.openFailed = false;
       this.attach(stream, tracker);
     } catch (err) {
       this.failed(err);
     } finally {
       this.opening = false;
+      this.requesting = false;
     }
   }
 
@@ -213,7 +223,11 @@ class Follower {
         tty: this.tty ?? !looksMultiplexed(first),
         maxLineBytes: o.maxLineBytes,
         onLine: (line) => this.line(line, tracker),
-        onEngineError: (text) => o.ctx.log.once(`engine-error:${this.id}`, 'warn', `container ${this.name}: the engine reports: ${text}`),
+        onEngineError: (text) => {
+          // The engine could not read the log (e.g. removed meanwhile): as good as a failed open.
+          this.openFailed = true;
+          o.ctx.log.once(`engine-error:${this.id}`, 'warn', `container ${this.name}: the engine reports: ${text}`);
+        },
       });
     if (o.paused) stream.pause();
     stream.on('data', (chunk: Buffer) => {
@@ -297,13 +311,13 @@ class Follower {
     const status = statusOf(err);
     const text = errorMessage(err);
     if (status === 404) {
-      this.destroyed = true;
-      return this.release();
+      // Gone when its log was asked for: whatever it wrote was not read.
+      if (this.requesting) this.openFailed = true;
+      return this.gone();
     }
     if (status === 409 && /dead or marked for removal/i.test(text)) {
-      this.destroyed = true;
       this.lostUnread();
-      return this.release();
+      return this.gone();
     }
     if (status === 501 || /does not support reading|not support reading/i.test(text)) {
       this.unreadable = true;
@@ -311,6 +325,7 @@ class Follower {
       return;
     }
     this.failures++;
+    this.openFailed = true;
     // When the whole engine is gone the supervisor says so (once); retries go on quietly.
     if (!isConnectionError(err)) o.ctx.log.once(`open:${this.id}`, 'warn', `container ${this.name}: cannot read logs, retrying with backoff: ${text}`);
     this.schedule(backoffDelay(this.failures, 500, 30_000), false);
@@ -321,16 +336,15 @@ class Follower {
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(async () => {
       this.retryTimer = undefined;
-      if (o.stopped || this.destroyed) return;
+      if (o.stopped) return;
+      // Destroyed while its last open was failing: nothing is left to retry.
+      if (this.destroyed) return this.gone();
       if (onlyIfRunning) {
         try {
           const info = await o.docker!.getContainer(this.id).inspect();
           if (!info.State?.Running) return; // stays idle until a start event
         } catch (err) {
-          if (statusOf(err) === 404) {
-            this.destroyed = true;
-            this.release();
-          }
+          if (statusOf(err) === 404) this.gone();
           return;
         }
       }
@@ -342,18 +356,23 @@ class Follower {
   /** The engine says the container is gone: finish reading, then forget it. */
   onDestroy(): void {
     this.destroyed = true;
-    if (!this.stream && !this.opening) {
-      if (this.failures > 0 && this.lines === 0) this.lostUnread();
-      this.release();
-    }
+    if (!this.stream && !this.opening) this.gone();
+  }
+
+  /** The container no longer exists: if its log could never be opened, that is said and counted; then it is forgotten. */
+  private gone(): void {
+    this.destroyed = true;
+    if (this.openFailed && this.lines === 0) this.lostUnread();
+    this.release();
   }
 
   /** Removed before its log could be opened (a short-lived `--rm` container): counted as an input error, said once. */
   private lostUnread(): void {
     const o = this.owner;
-    if (this.released || o.stopped) return;
+    if (this.released || this.lost || o.stopped) return;
+    this.lost = true;
     o.acc?.error(new Error(`container ${this.name}: removed before its log could be read`));
-    o.ctx.log.once(`removed:${this.id}`, 'warn', `container ${this.name} was removed before its log could be read; its lines are lost (a short-lived --rm container?)`);
+    o.ctx.log.once(`removed:${this.id}`, 'warn', `container ${this.name} was removed before its log could be read; any lines it wrote are lost (a short-lived --rm container?)`);
   }
 
   release(): void {

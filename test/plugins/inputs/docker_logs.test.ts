@@ -160,7 +160,10 @@ test('short-lived --rm containers: their lines are read before the engine remove
     await Promise.all(names.map((name, i) => runContainer(`echo one ${i}; echo two ${i}; echo three ${i}`, { name, autoRemove: true })));
     const unread = (name: string) => a.logs.some((l) => l.message.includes(`container ${name} was removed before its log could be read`));
     const settled = (name: string) => logsOf(events, name).length === 3 || unread(name);
-    await waitFor(() => names.every(settled), 20_000, 'every container read or reported');
+    await waitFor(() => names.every(settled), 20_000, 'every container read or reported').catch((err) => {
+      const state = names.map((name) => `${name}: ${logsOf(events, name).length} lines${unread(name) ? ', reported' : ''}`);
+      throw new Error(`${err.message}\n${state.join('\n')}\n${a.logs.map((l) => l.message).join('\n')}`);
+    });
     const read = names.filter((name) => logsOf(events, name).length === 3);
     for (const name of read) assert.deepEqual(logsOf(events, name).map((e) => e.message.split(' ')[0]), ['one', 'two', 'three']);
     // Asking for the log before inspecting wins the race with the removal almost always (an inspect first read ~15 %).
