@@ -186,8 +186,8 @@ class Follower {
         'saved' in start ? new PositionTracker({ saved: start.saved }) : 'floor' in start ? new PositionTracker({ floor: start.floor }) : new PositionTracker({ floorFromFirstLine: true });
       let stream: LogStream;
       this.requesting = true;
-      if (early && 'floor' in start) {
-        // It reads from the first line; the tracker drops any line before its floor.
+      if (early && 'floor' in start && start.floor === 0n) {
+        // Read from the first line, as asked early. (Any other start asks again: an old container's whole log is not fetched to be dropped.)
         stream = await early;
       } else {
         discard(early);
