@@ -112,6 +112,8 @@ function wordRule(name: string, words: string[], other: string[] = []): Category
 /**
  * Built-in categories, first match wins (in `first` mode): the more specific
  * ones come first. Written in lower case: they run on the lower-cased line.
+ * Each word must begin with three literal characters (the scanner indexes
+ * words by them and refuses a rule set where one does not).
  */
 export const DEFAULT_CATEGORIES: CategoryRule[] = [
   wordRule(
