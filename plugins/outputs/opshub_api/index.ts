@@ -28,6 +28,7 @@ import {
   searchLogs,
   sessions,
   sessionSummary,
+  sourcesFor,
   tailLogs,
   userActivity,
   withReader,
@@ -406,7 +407,8 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
       reply: async (r) => {
         return shared(r, aggregateTtlMs, async (read) => {
           const now = Date.now();
-          const list = await read((conn) => sessions(conn, { fromMs: now - Number(r.query.hours) * HOUR_MS, idleMs }));
+          const fromMs = now - Number(r.query.hours) * HOUR_MS;
+          const list = await read(async (conn) => sessions(conn, { fromMs, idleMs, src: await sourcesFor(conn, fromMs) }));
           const views = list.map((s) => sessionView(s, now));
           return r.query.active_only === true ? views.filter((s) => s.status === 'active') : views;
         });
@@ -432,7 +434,8 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
         const { ref, unit } = historyRefs(r.query.gpu as string | undefined)[metric];
         const bucketS = Math.max(1, Math.ceil((hours * 3600) / points));
         const now = Date.now();
-        let series = await shared(r, 0, (read) => read((conn) => history(conn, ref, { fromMs: now - hours * HOUR_MS, bucketS })), 'light');
+        const fromMs = now - hours * HOUR_MS;
+        let series = await shared(r, 0, (read) => read(async (conn) => history(conn, ref, { fromMs, bucketS, src: await sourcesFor(conn, fromMs) })), 'light');
         if (series.length > points) series = series.slice(series.length - points);
         return {
           metric,
@@ -452,10 +455,10 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
         const period = Number(r.query.period);
         const now = Date.now();
         const fromMs = now - period * HOUR_MS;
-        const { activity, summary } = await read(async (conn) => ({
-          activity: await userActivity(conn, fromMs),
-          summary: await sessionSummary(conn, { fromMs, idleMs, nowMs: now }),
-        }));
+        const { activity, summary } = await read(async (conn) => {
+          const src = await sourcesFor(conn, fromMs);
+          return { activity: await userActivity(conn, fromMs, src), summary: await sessionSummary(conn, { fromMs, idleMs, nowMs: now, src }) };
+        });
         const hourly = Array.from({ length: 24 }, (_, h) => {
           const found = activity.hourly.find((x) => x.hour === h);
           return { hour: String(h).padStart(2, '0'), users: found?.users ?? 0, requests: found?.requests ?? 0 };
@@ -479,7 +482,8 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
       schema: modelsAnalyticsSchema,
       reply: async (r) => {
         const period = Number(r.query.period);
-        const models = await shared(r, aggregateTtlMs, (read) => read((conn) => modelUsage(conn, Date.now() - period * HOUR_MS)));
+        const fromMs = Date.now() - period * HOUR_MS;
+        const models = await shared(r, aggregateTtlMs, (read) => read(async (conn) => modelUsage(conn, fromMs, await sourcesFor(conn, fromMs))));
         return {
           period: formatPeriod(period),
           models: models.map(({ peak_hour_ms, ...m }) => ({ ...m, peak_hour: peak_hour_ms === null ? null : iso(peak_hour_ms) })),
@@ -492,7 +496,8 @@ export function createOpshubApi(config: OpshubApiConfig, ctx: PluginContext): Op
       schema: errorsSummarySchema,
       reply: async (r) => {
         const period = Number(r.query.period);
-        const s = await shared(r, aggregateTtlMs, (read) => read((conn) => errorSummary(conn, Date.now() - period * HOUR_MS)));
+        const fromMs = Date.now() - period * HOUR_MS;
+        const s = await shared(r, aggregateTtlMs, (read) => read(async (conn) => errorSummary(conn, fromMs, await sourcesFor(conn, fromMs))));
         const totalErrors = s.byContainer.reduce((a, c) => a + c.errors, 0);
         const totalLines = s.byContainer.reduce((a, c) => a + c.lines, 0);
         const rate = (errors: number, lines: number) => (lines ? round((errors / lines) * 100, 2) : 0);

@@ -431,6 +431,29 @@ export interface Session {
   ended_by_logout: boolean;
 }
 
+/** The tables the analytics read: OpsHub's own, or their `_all` views (the database and the Parquet days together). */
+export interface Sources {
+  logs: string;
+  activity: string;
+  metrics: string;
+}
+
+export const DATABASE_ONLY: Sources = { logs: 'opshub_logs', activity: 'opshub_activity', metrics: 'opshub_metrics' };
+
+/**
+ * The tables for a window starting at `fromMs`: a table whose days retention
+ * has archived to Parquet reaches into the window is read through its `_all`
+ * view, so a period longer than `active_days` counts the archived days too.
+ * Otherwise the table itself (no Parquet is opened).
+ */
+export async function sourcesFor(conn: DuckDBConnection, fromMs: number): Promise<Sources> {
+  const ps = new Params();
+  const found = await rows(conn, `SELECT DISTINCT table_name FROM _opshub_archive WHERE day >= CAST(epoch_ms(CAST(${ps.p(Math.floor(fromMs))} AS BIGINT)) AS DATE)`, ps);
+  const archived = new Set(found.map((r) => String(r.table_name)));
+  const pick = (table: string) => (archived.has(table) ? `${table}_all` : table);
+  return { logs: pick('opshub_logs'), activity: pick('opshub_activity'), metrics: pick('opshub_metrics') };
+}
+
 /** Actions that open or close a session rather than use it. */
 const NOT_REQUESTS = ['login', 'logout', 'signup', 'session_start', 'session_end'];
 
@@ -447,7 +470,7 @@ const NOT_REQUESTS = ['login', 'logout', 'signup', 'session_start', 'session_end
  * Buckets holding one stay row by row. The sessions are the same as from the
  * rows themselves; the window functions run over ~100x fewer units.
  */
-function sessionsCte(ps: Params, fromNs: bigint, idleNs: bigint): string {
+function sessionsCte(ps: Params, fromNs: bigint, idleNs: bigint, activity: string): string {
   const from = ps.p(fromNs);
   const idle = ps.p(idleNs);
   const bucket = ps.p(idleNs < MINUTE_NS ? (idleNs > 0n ? idleNs : 1n) : MINUTE_NS);
@@ -459,7 +482,7 @@ function sessionsCte(ps: Params, fromNs: bigint, idleNs: bigint): string {
     a AS (
       SELECT COALESCE(username, email, user_id) AS who, model, lower(COALESCE(action, '')) AS action, session_id, ip_address,
              timestamp_ns AS ts, timestamp_ns // ${bucket} AS k
-        FROM opshub_activity
+        FROM ${activity}
        WHERE timestamp_ns >= ${from} AND COALESCE(username, email, user_id) IS NOT NULL
     ), marked AS (
       SELECT DISTINCT who, k FROM a WHERE action IN (${marks})
@@ -492,9 +515,9 @@ function sessionsCte(ps: Params, fromNs: bigint, idleNs: bigint): string {
 }
 
 /** Sessions per user (see sessionsCte), the most recently active first. */
-export async function sessions(conn: DuckDBConnection, opts: { fromMs: number; idleMs: number }): Promise<Session[]> {
+export async function sessions(conn: DuckDBConnection, opts: { fromMs: number; idleMs: number; src?: Sources }): Promise<Session[]> {
   const ps = new Params();
-  const sql = `WITH ${sessionsCte(ps, msToNs(opts.fromMs), msToNs(opts.idleMs))}
+  const sql = `WITH ${sessionsCte(ps, msToNs(opts.fromMs), msToNs(opts.idleMs), (opts.src ?? DATABASE_ONLY).activity)}
     SELECT who, started, last, model, session_id, ip_address, requests, ended FROM sess ORDER BY last DESC`;
   return (await rows(conn, sql, ps)).map((r) => {
     const started = Number((r.started as bigint) / NS_PER_MS);
@@ -517,12 +540,15 @@ export async function sessions(conn: DuckDBConnection, opts: { fromMs: number; i
  * active at `nowMs`, and the most open at once (a session is open from its
  * first to its last activity; openings before closings at the same instant).
  */
-export async function sessionSummary(conn: DuckDBConnection, opts: { fromMs: number; idleMs: number; nowMs: number }): Promise<{ total: number; activeUsers: number; peak: number; meanMs: number }> {
+export async function sessionSummary(
+  conn: DuckDBConnection,
+  opts: { fromMs: number; idleMs: number; nowMs: number; src?: Sources },
+): Promise<{ total: number; activeUsers: number; peak: number; meanMs: number }> {
   const ps = new Params();
   const active = ps.p(msToNs(opts.nowMs - opts.idleMs));
   const ms = ps.p(NS_PER_MS);
   // In whole milliseconds, as the API shows the times.
-  const sql = `WITH ${sessionsCte(ps, msToNs(opts.fromMs), msToNs(opts.idleMs))},
+  const sql = `WITH ${sessionsCte(ps, msToNs(opts.fromMs), msToNs(opts.idleMs), (opts.src ?? DATABASE_ONLY).activity)},
     edges AS (SELECT started // ${ms} AS t, 1 AS d FROM sess UNION ALL SELECT last // ${ms}, -1 FROM sess)
     SELECT (SELECT count(*) FROM sess) AS total,
            (SELECT avg(last // ${ms} - started // ${ms}) FROM sess) AS mean_ms,
@@ -539,7 +565,7 @@ export async function sessionSummary(conn: DuckDBConnection, opts: { fromMs: num
  * activity table summed per user, model and hour (at most users x models x
  * 24 rows), the rest in JS.
  */
-export async function userActivity(conn: DuckDBConnection, fromMs: number): Promise<{
+export async function userActivity(conn: DuckDBConnection, fromMs: number, src: Sources = DATABASE_ONLY): Promise<{
   totalUsers: number;
   topModels: Array<{ model: string; requests: number; users: number }>;
   hourly: Array<{ hour: number; users: number; requests: number }>;
@@ -550,7 +576,7 @@ export async function userActivity(conn: DuckDBConnection, fromMs: number): Prom
   const found = await rows(
     conn,
     `SELECT COALESCE(username, email, user_id) AS who, model, hour("timestamp") AS h, count(*) FILTER (WHERE lower(COALESCE(action, '')) NOT IN (${list})) AS requests
-       FROM opshub_activity WHERE timestamp_ns >= ${from} AND COALESCE(username, email, user_id) IS NOT NULL GROUP BY ALL`,
+       FROM ${src.activity} WHERE timestamp_ns >= ${from} AND COALESCE(username, email, user_id) IS NOT NULL GROUP BY ALL`,
     ps,
   );
   type Tally = { requests: number; users: Set<string> };
@@ -580,7 +606,7 @@ export async function userActivity(conn: DuckDBConnection, fromMs: number): Prom
   };
 }
 
-export async function modelUsage(conn: DuckDBConnection, fromMs: number): Promise<
+export async function modelUsage(conn: DuckDBConnection, fromMs: number, src: Sources = DATABASE_ONLY): Promise<
   Array<{ name: string; total_requests: number; unique_users: number; avg_response_time: number | null; success_rate: number; peak_usage: number; peak_hour_ms: number | null }>
 > {
   const ps = new Params();
@@ -595,7 +621,7 @@ export async function modelUsage(conn: DuckDBConnection, fromMs: number): Promis
                   OR lower(COALESCE(attributes->>'status', '')) IN ('error', 'failed', 'failure')
                   OR COALESCE(TRY_CAST(attributes->>'http_status' AS INTEGER), 0) >= 400) AS ok,
              time_bucket(INTERVAL 1 HOUR, "timestamp") AS hour
-        FROM opshub_logs
+        FROM ${src.logs}
        WHERE timestamp_ns >= ${from} AND (attributes->>'model') IS NOT NULL
          AND lower(COALESCE(attributes->>'action', 'request')) NOT IN (${list})
     ), hours AS (
@@ -617,10 +643,10 @@ export async function modelUsage(conn: DuckDBConnection, fromMs: number): Promis
   }));
 }
 
-export async function errorSummary(conn: DuckDBConnection, fromMs: number) {
+export async function errorSummary(conn: DuckDBConnection, fromMs: number, src: Sources = DATABASE_ONLY) {
   const ps = new Params();
   const from = ps.p(msToNs(fromMs));
-  const base = `SELECT COALESCE(container_name, source) AS container, level, category, message, timestamp_ns FROM opshub_logs WHERE timestamp_ns >= ${from}`;
+  const base = `SELECT COALESCE(container_name, source) AS container, level, category, message, timestamp_ns FROM ${src.logs} WHERE timestamp_ns >= ${from}`;
   const byContainer = await rows(
     conn,
     `WITH l AS (${base})
@@ -667,11 +693,11 @@ function tagClauses(tags: Record<string, string> | undefined, ps: Params): strin
     .join('');
 }
 
-export async function history(conn: DuckDBConnection, ref: MetricRef, opts: { fromMs: number; bucketS: number }): Promise<Array<{ ms: number; value: number; min: number; max: number }>> {
+export async function history(conn: DuckDBConnection, ref: MetricRef, opts: { fromMs: number; bucketS: number; src?: Sources }): Promise<Array<{ ms: number; value: number; min: number; max: number }>> {
   const ps = new Params();
   const sql = `
     WITH s AS (
-      SELECT "timestamp", avg(value) AS value FROM opshub_metrics
+      SELECT "timestamp", avg(value) AS value FROM ${(opts.src ?? DATABASE_ONLY).metrics}
        WHERE name = ${ps.p(ref.name)} AND field = ${ps.p(ref.field)} AND timestamp_ns >= ${ps.p(msToNs(opts.fromMs))} AND value IS NOT NULL${tagClauses(ref.tags, ps)}
        GROUP BY "timestamp"
     )
