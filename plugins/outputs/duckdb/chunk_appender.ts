@@ -128,12 +128,14 @@ class VarcharColumn implements Column {
   private readonly words = new Uint32Array(this.entries.buffer);
   private arena = Buffer.allocUnsafe(64 * 1024);
   private readonly lengths = new Int32Array(CHUNK_ROWS);
-  /** Rows whose string goes through the arena, and the strings. */
-  private readonly arenaRows: number[] = [];
-  private readonly arenaValues: string[] = [];
+  /** Rows whose string goes through the arena, and the strings (fixed-size: arrays emptied per chunk would regrow). */
+  private readonly arenaRows = new Int32Array(CHUNK_ROWS);
+  private readonly arenaValues: string[] = new Array<string>(CHUNK_ROWS).fill('');
+  private arenaCount = 0;
   /** Rows that repeat an earlier row's string, and that row: its entry is reused. */
-  private readonly copyRows: number[] = [];
-  private readonly copyFrom: number[] = [];
+  private readonly copyRows = new Int32Array(CHUNK_ROWS);
+  private readonly copyFrom = new Int32Array(CHUNK_ROWS);
+  private copyCount = 0;
   private readonly validity = new Validity();
   private readonly firstRowOf?: Map<string, number>;
 
@@ -148,14 +150,14 @@ class VarcharColumn implements Column {
     if (seen) {
       const first = seen.get(s);
       if (first !== undefined) {
-        this.copyRows.push(row);
-        this.copyFrom.push(first);
+        this.copyRows[this.copyCount] = row;
+        this.copyFrom[this.copyCount++] = first;
         return;
       }
       seen.set(s, row);
     }
-    this.arenaRows.push(row);
-    this.arenaValues.push(s);
+    this.arenaRows[this.arenaCount] = row;
+    this.arenaValues[this.arenaCount++] = s;
   }
 
   /** Writes an ASCII string of at most 12 characters into its entry; false for other text (it goes through the arena). */
@@ -180,8 +182,8 @@ class VarcharColumn implements Column {
 
   flush(vector: duckdb.Vector, rows: number): void {
     const e = this.entries;
-    if (this.arenaRows.length) this.writeArena(vector);
-    for (let i = 0; i < this.copyRows.length; i++) {
+    if (this.arenaCount) this.writeArena(vector);
+    for (let i = 0; i < this.copyCount; i++) {
       const from = this.copyFrom[i]! * ENTRY;
       e.copyWithin(this.copyRows[i]! * ENTRY, from, from + ENTRY);
     }
@@ -198,15 +200,17 @@ class VarcharColumn implements Column {
   private writeArena(vector: duckdb.Vector): void {
     const rows = this.arenaRows;
     const values = this.arenaValues;
+    const count = this.arenaCount;
     let chars = 0;
-    for (let i = 0; i < values.length; i++) chars += values[i]!.length;
+    for (let i = 0; i < count; i++) chars += values[i]!.length;
     if (this.arena.length < chars * 3) this.arena = Buffer.allocUnsafe(chars * 3 + 1024);
     const arena = this.arena;
     // One write per string (faster than joining them first) gives each one's UTF-8 length.
     const lengths = this.lengths;
     let size = 0;
-    for (let i = 0; i < values.length; i++) {
+    for (let i = 0; i < count; i++) {
       const n = arena.write(values[i]!, size);
+      values[i] = ''; // not kept alive until the next chunk
       lengths[i] = n;
       size += n;
     }
@@ -219,7 +223,7 @@ class VarcharColumn implements Column {
     const e = this.entries;
     const words = this.words;
     let offset = 0;
-    for (let i = 0; i < rows.length; i++) {
+    for (let i = 0; i < count; i++) {
       const len = lengths[i]!;
       const r = rows[i]!;
       const w = r * 4;
@@ -246,10 +250,9 @@ class VarcharColumn implements Column {
   }
 
   reset(): void {
-    this.arenaRows.length = 0;
-    this.arenaValues.length = 0;
-    this.copyRows.length = 0;
-    this.copyFrom.length = 0;
+    if (this.arenaCount) this.arenaValues.fill('', 0, this.arenaCount); // a chunk cleared before it was written
+    this.arenaCount = 0;
+    this.copyCount = 0;
     this.firstRowOf?.clear();
     this.validity.reset();
   }

@@ -71,27 +71,47 @@ export function toJson(value: unknown): string {
 const PROMOTED = new Set(['category', 'container_id']);
 
 /**
+ * What attributesJson knows of a key: its JSON text (`"key":`), or that it
+ * is promoted; and the last string value seen under it with that value's
+ * JSON, since many values repeat line after line (an image, a model).
+ */
+export interface AttributeKey {
+  prefix: string;
+  promoted: boolean;
+  last?: string;
+  lastJson: string;
+}
+
+/** Most keys remembered; keys beyond are escaped each time. */
+const MAX_KEYS = 10_000;
+
+/**
  * The attributes as JSON without the promoted keys — built by hand, which is
  * faster than copying the object for JSON.stringify. Values that are not
  * plain strings, numbers or booleans go through toJson (bigints, objects).
  */
-export function attributesJson(attrs: Record<string, unknown>, keys: Map<string, string>): string {
+export function attributesJson(attrs: Record<string, unknown>, keys: Map<string, AttributeKey>): string {
   let out = '';
   for (const k in attrs) {
-    if (PROMOTED.has(k)) continue;
+    let key = keys.get(k);
+    if (key === undefined) {
+      key = { prefix: `${JSON.stringify(k)}:`, promoted: PROMOTED.has(k), lastJson: '' };
+      if (keys.size < MAX_KEYS) keys.set(k, key);
+    }
+    if (key.promoted) continue;
     const v = attrs[k];
     let text: string;
-    if (typeof v === 'string') text = JSON.stringify(v);
-    else if (typeof v === 'number') text = Number.isFinite(v) ? String(v) : 'null';
+    if (typeof v === 'string') {
+      if (v !== key.last) {
+        key.last = v;
+        key.lastJson = JSON.stringify(v);
+      }
+      text = key.lastJson;
+    } else if (typeof v === 'number') text = Number.isFinite(v) ? String(v) : 'null';
     else if (typeof v === 'boolean') text = v ? 'true' : 'false';
     else if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
     else text = toJson(v);
-    let key = keys.get(k);
-    if (key === undefined) {
-      key = `${JSON.stringify(k)}:`;
-      if (keys.size < 10_000) keys.set(k, key);
-    }
-    out += out === '' ? `{${key}${text}` : `,${key}${text}`;
+    out += out === '' ? `{${key.prefix}${text}` : `,${key.prefix}${text}`;
   }
   return out === '' ? '{}' : `${out}}`;
 }
@@ -161,8 +181,8 @@ export class Store {
   /** Where in time the log lines changed, by version (see changes.ts). */
   readonly logChanges = new ChangeLog();
   private lastLabelsJson = '{}';
-  /** JSON text of attribute keys seen so far (`"key":`), to build attribute JSON without re-escaping keys. */
-  private keys = new Map<string, string>();
+  /** Attribute keys seen so far, to build attribute JSON without re-escaping keys (or repeated values). */
+  private keys = new Map<string, AttributeKey>();
 
   constructor(readonly opts: StoreOptions) {}
 

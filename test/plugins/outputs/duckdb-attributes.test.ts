@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { attributesJson, type AttributeKey } from '../../../plugins/outputs/duckdb/store.ts';
+
+test('attribute JSON equals JSON.stringify of the attributes without the promoted keys, line after line', () => {
+  const keys = new Map<string, AttributeKey>();
+  const lines: Array<Record<string, unknown>> = [
+    { container_id: 'abc', image: 'ghcr.io/open-webui/open-webui:main', category: 'auth', username: 'alice' },
+    { container_id: 'abc', image: 'ghcr.io/open-webui/open-webui:main', username: 'bob "the admin"' },
+    { image: 'ollama/ollama:latest', http_status: 500, ok: false, n: Number.NaN, big: 12n, nested: { a: [1, 'x'] }, skip: undefined },
+    { image: 'ollama/ollama:latest', username: 'alice', 'odd "key"': 'é\n' },
+    { username: 'alice', image: 'ghcr.io/open-webui/open-webui:main' },
+    {},
+    { category: 'auth' },
+  ];
+  for (const attrs of lines) {
+    const expected: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === 'category' || k === 'container_id' || v === undefined) continue;
+      expected[k] = typeof v === 'bigint' ? Number(v) : typeof v === 'number' && !Number.isFinite(v) ? null : v;
+    }
+    const json = attributesJson(attrs, keys);
+    assert.equal(json, JSON.stringify(expected));
+    assert.deepEqual(JSON.parse(json), expected);
+  }
+});
