@@ -41,7 +41,8 @@ export function explicitLevel(msg: string): Level | undefined {
     const m = JSON_LEVEL.exec(msg);
     if (m) return m[1] !== undefined ? levelFromWord(m[1]) : levelFromNumber(Number(m[2]));
   }
-  if (msg.includes('level=') || msg.includes('lvl=') || msg.includes('severity=')) {
+  // One search for '=' spares most lines the three below.
+  if (msg.includes('=') && (msg.includes('level=') || msg.includes('lvl=') || msg.includes('severity='))) {
     const m = KV_LEVEL.exec(msg);
     if (m) {
       const l = levelFromWord(m[1]!);
@@ -162,6 +163,10 @@ export interface CategoryScanner {
   first(msg: string, lower: string): string | undefined;
 }
 
+const UNKNOWN = 0;
+const PRESENT = 1;
+const ABSENT = 2;
+
 /** How many characters of a word's start select the rules worth trying there. */
 const KEY_CHARS = 3;
 const KEY_MASK = (1 << 13) - 1;
@@ -208,6 +213,12 @@ export function categoryScanner(rules: CategoryRule[]): CategoryScanner {
   const rank = new Map(rules.map((r, i) => [r.name, i]));
   const table = new Uint32Array(KEY_MASK + 1);
   const starts = new Set<string>();
+  const needs: string[] = [];
+  const needIndex = (literal: string) => {
+    if (literal === '') return -1;
+    if (!needs.includes(literal)) needs.push(literal);
+    return needs.indexOf(literal);
+  };
   const scans = lowerRules.map((rule, bit) => {
     const words = rule.words ?? [];
     for (const w of words) {
@@ -221,9 +232,11 @@ export function categoryScanner(rules: CategoryRule[]): CategoryScanner {
     return {
       rank: rank.get(rule.name)!,
       words: new RegExp(`\\b(?:${words.join('|')})\\b`, 'y'),
-      others: others.map((o) => ({ regex: new RegExp(o), needs: o.startsWith('^') ? '' : literalStart(o) })),
+      others: others.map((o) => ({ regex: new RegExp(o), need: needIndex(o.startsWith('^') ? '' : literalStart(o)) })),
     };
   });
+  // Whether the line holds each literal start: looked up once per line, as several alternatives share one (http/).
+  const needState = new Uint8Array(needs.length);
   const raws = rules.filter((r) => r.raw).map((r) => ({ rule: r, rank: rank.get(r.name)! }));
   // Word starts that begin some rule's word; the regex engine finds them faster than a loop over the characters.
   const wordStarts = new RegExp(`\\b(?:${[...starts].map(escapeRegex).join('|')})`, 'g');
@@ -248,11 +261,19 @@ export function categoryScanner(rules: CategoryRule[]): CategoryScanner {
         }
         if (best === 0) return rules[0]!.name;
       }
-      for (const scan of scans) {
+      needState.fill(UNKNOWN);
+      others: for (const scan of scans) {
         if (scan.rank >= best) break;
-        if (scan.others.some((o) => (o.needs === '' || lower.includes(o.needs)) && o.regex.test(lower))) {
-          best = scan.rank;
-          break;
+        for (const o of scan.others) {
+          if (o.need >= 0) {
+            let state = needState[o.need]!;
+            if (state === UNKNOWN) needState[o.need] = state = lower.includes(needs[o.need]!) ? PRESENT : ABSENT;
+            if (state === ABSENT) continue;
+          }
+          if (o.regex.test(lower)) {
+            best = scan.rank;
+            break others;
+          }
         }
       }
       for (const { rule, rank: r } of raws) {
