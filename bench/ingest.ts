@@ -5,7 +5,9 @@
 // Unlike bench/processing.ts, the JS thread goes on classifying while
 // DuckDB commits on its own thread, so this can use more than one core; run
 // it under `taskset -c 0` to hold the whole agent to one core.
-// Run: npx tsx bench/ingest.ts   (SECONDS=20 BATCH=10000 MAX_PENDING=40000 BUFFER_LIMIT=100000 to change)
+// Run: npx tsx bench/ingest.ts   (SECONDS=20 BATCH=10000 MAX_PENDING=40000 BUFFER_LIMIT=100000
+// FLUSH_INTERVAL=200ms to change; a batch larger than the lines that arrive
+// in one flush interval is cut short by it)
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';

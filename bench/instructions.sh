@@ -7,7 +7,7 @@
 # figure is their difference over the lines between. V8 runs single-threaded
 # with fixed seeds (GC and compilation on the main thread, counted too).
 # Needs valgrind (Debian: apt-get install valgrind); ~3 minutes.
-# Run: bash bench/instructions.sh   (LINES=110000 LINES_BASE=10000 to change)
+# Run: bash bench/instructions.sh   (LINES=110000 LINES_BASE=10000 BATCH=10000 to change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
@@ -17,7 +17,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 count() {
-  LINES=$1 BATCH=10000 valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$1" \
+  LINES=$1 BATCH=${BATCH:-10000} valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$1" \
     node --single-threaded --predictable --hash-seed=1 --random-seed=1 --import tsx bench/processing.ts >"$tmp/log.$1" 2>&1
   grep -m1 'Collected' "$tmp/log.$1" | awk '{print $4}' >"$tmp/ir.$1"
 }

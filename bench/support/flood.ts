@@ -133,7 +133,7 @@ processors:
   - type: user_extraction
 outputs:
   - type: duckdb
-    flush_interval: 200ms
+    flush_interval: ${process.env.FLUSH_INTERVAL ?? '200ms'}
     buffer_limit: ${process.env.BUFFER_LIMIT ?? 100000}
     checkpoint_interval: '0'
     retention: { enabled: false }
