@@ -89,6 +89,13 @@ export class SearchCounts {
 
   constructor(private maxSpans = 10_000) {}
 
+  /**
+   * Matches in whole days archived to Parquet, by day and the archive's
+   * version of it (its row count and when it was written): a day archived
+   * again (late lines) has a new version, so its old count is never reused.
+   */
+  readonly archivedDays = new Map<string, number>();
+
   /** The spans wholly inside [from, to), oldest first. */
   within(from: bigint, to: bigint): Counted[] {
     return this.spans.filter((s) => s.from >= from && s.to <= to);

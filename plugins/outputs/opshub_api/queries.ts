@@ -78,13 +78,13 @@ export interface LogRow {
  * milliseconds even over a few rows, and reads every projected column of
  * the range; the aggregate costs ~15 ns a line.
  */
-async function newestRows(conn: DuckDBConnection, columns: string, where: (ps: Params) => string, limit: number): Promise<Row[]> {
+async function newestRows(conn: DuckDBConnection, columns: string, where: (ps: Params) => string, limit: number, table = 'opshub_logs'): Promise<Row[]> {
   const ps = new Params();
   const lim = ps.p(limit);
   const found = await rows(
     conn,
-    `WITH t AS (SELECT list_min(max(timestamp_ns, ${lim})) AS since FROM opshub_logs WHERE ${where(ps)})
-     SELECT ${columns} FROM opshub_logs WHERE ${where(ps)} AND timestamp_ns >= (SELECT since FROM t) ORDER BY timestamp_ns DESC`,
+    `WITH t AS (SELECT list_min(max(timestamp_ns, ${lim})) AS since FROM ${table} WHERE ${where(ps)})
+     SELECT ${columns} FROM ${table} WHERE ${where(ps)} AND timestamp_ns >= (SELECT since FROM t) ORDER BY timestamp_ns DESC`,
     ps,
   );
   return found.slice(0, limit);
@@ -343,6 +343,64 @@ async function matchesOverTime(conn: DuckDBConnection, o: SearchOptions, fromNs:
   }
 }
 
+const DAY_NS = 86_400_000_000_000n;
+/** Most archived days' counts one search keeps. */
+const MAX_ARCHIVED_DAYS = 1_000;
+const isoDay = (ns: bigint) => new Date(Number(ns / NS_PER_MS)).toISOString().slice(0, 10);
+
+/**
+ * The matches among the days retention archived to Parquet that overlap
+ * [fromNs, toNs), a piece per day (the database leg counts the lines still in
+ * the database, late ones of an archived day included, so nothing is counted
+ * twice). A day archived once does not change until it is archived again, so
+ * the count of a day wholly in the window is kept per search and version.
+ */
+async function archivedPieces(conn: DuckDBConnection, o: SearchOptions, fromNs: bigint, toNs: bigint, kept: SearchCounts): Promise<Piece[]> {
+  const ds = new Params();
+  const days = await rows(
+    conn,
+    `SELECT CAST(day AS VARCHAR) AS day, "rows", CAST(updated_at AS VARCHAR) AS updated FROM _opshub_archive
+     WHERE table_name = 'opshub_logs' AND pending IS NULL AND day >= CAST(${ds.p(isoDay(fromNs))} AS DATE) AND day <= CAST(${ds.p(isoDay(toNs - 1n))} AS DATE) ORDER BY day`,
+    ds,
+  );
+  if (days.length === 0) return [];
+  const pieces: Piece[] = [];
+  const toCount: Array<{ from: bigint; to: bigint; key?: string }> = [];
+  for (const d of days) {
+    const start = BigInt(Date.parse(`${String(d.day)}T00:00:00Z`)) * NS_PER_MS;
+    const from = start > fromNs ? start : fromNs;
+    const to = start + DAY_NS < toNs ? start + DAY_NS : toNs;
+    const whole = from === start && to === start + DAY_NS;
+    const key = whole ? `${String(d.day)}|${String(d.rows)}|${String(d.updated)}` : undefined;
+    const known = key === undefined ? undefined : kept.archivedDays.get(key);
+    if (known !== undefined) pieces.push({ from, to, matches: known });
+    else toCount.push({ from, to, key });
+  }
+  if (toCount.length) {
+    const ps = new Params();
+    const within = toCount.map(({ from, to }) => `(timestamp_ns >= ${ps.p(from)} AND timestamp_ns < ${ps.p(to)})`).join(' OR ');
+    const counted = await rows(
+      conn,
+      `SELECT timestamp_ns // ${DAY_NS} AS d, count(*) AS n FROM opshub_logs_archive
+       WHERE ${selectWhere(o, ps, toCount[0]!.from, toCount.at(-1)!.to)} AND (${within}) AND ${textMatch(o, ps)} GROUP BY d`,
+      ps,
+    ).catch((err: unknown) => {
+      // The first archived day, recorded a moment before retention creates the view over the files.
+      if (/Catalog Error/i.test(duckMessage(err))) return undefined;
+      throw err;
+    });
+    if (counted === undefined) return pieces;
+    const byDay = new Map(counted.map((r) => [big(r.d), n(r.n)]));
+    if (kept.archivedDays.size > MAX_ARCHIVED_DAYS) kept.archivedDays.clear();
+    for (const c of toCount) {
+      const matches = byDay.get(c.from / DAY_NS) ?? 0;
+      if (c.key !== undefined) kept.archivedDays.set(c.key, matches);
+      pieces.push({ from: c.from, to: c.to, matches });
+    }
+  }
+  return pieces;
+}
+
 /** Most stretches a results statement names one by one; more are read as one range. */
 const MAX_RESULT_RANGES = 32;
 
@@ -363,7 +421,10 @@ export async function searchLogs(
   const fromNs = msToNs(o.fromMs);
   const toNs = msToNs(o.toMs);
   try {
-    const pieces = await matchesOverTime(conn, o, fromNs, toNs, counts.of(searchKey(o)), msToNs(nowMs), changes);
+    const kept = counts.of(searchKey(o));
+    const pieces = await matchesOverTime(conn, o, fromNs, toNs, kept, msToNs(nowMs), changes);
+    const archived = await archivedPieces(conn, o, fromNs, toNs, kept);
+    pieces.push(...archived);
     pieces.sort((a, b) => (a.from < b.from ? 1 : a.from > b.from ? -1 : 0));
     let count = 0;
     let newest = 0;
@@ -385,7 +446,9 @@ export async function searchLogs(
       const until = ranges[0]![1];
       const within = (ps: Params) =>
         ranges.length === 1 || ranges.length > MAX_RESULT_RANGES ? 'TRUE' : `(${ranges.map(([a, z]) => `(timestamp_ns >= ${ps.p(a)} AND timestamp_ns < ${ps.p(z)})`).join(' OR ')})`;
-      found = await newestRows(conn, columns, (ps) => `${selectWhere(o, ps, since, until)} AND ${within(ps)} AND ${textMatch(o, ps)}`, o.limit);
+      // Results that reach into an archived day are read with the Parquet files (the _all view).
+      const table = archived.some((p) => p.matches > 0 && p.to > since) ? 'opshub_logs_all' : 'opshub_logs';
+      found = await newestRows(conn, columns, (ps) => `${selectWhere(o, ps, since, until)} AND ${within(ps)} AND ${textMatch(o, ps)}`, o.limit, table);
     }
     return {
       count,

@@ -1,6 +1,7 @@
-// The analytics over a period longer than outputs.duckdb's active_days: the
-// days retention moved to Parquet count too (through the `_all` views); a
-// short period reads the database alone. Real agent, real DuckDB and Parquet.
+// The analytics and search over a period longer than outputs.duckdb's
+// active_days: the days retention moved to Parquet count too (through the
+// `_all` and `_archive` views); a short period reads the database alone.
+// Real agent, real DuckDB and Parquet.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,7 +28,7 @@ function history(now: number): Event[] {
   return events;
 }
 
-test('analytics over a period longer than active_days count the days archived to Parquet; a short period reads the database alone', async () => {
+test('analytics and search over a period longer than active_days count the days archived to Parquet; a short period reads the database alone', async () => {
   const t = await startAgent(`agent:
   self_metrics: false
   data_dir: \${OPSHUB_TEST_DATA}
@@ -40,6 +41,7 @@ outputs:
     retention: { enabled: false, active_days: 7, archive_days: 30, purge_days: 90 }
   - type: opshub_api
     aggregate_cache: 0s
+    live_cache: 0s
 `);
   try {
     const duckdb = t.agent.pipeline.outputs.get('duckdb')!.plugin as DuckdbOutput;
@@ -73,6 +75,35 @@ outputs:
     assert.equal(new Set(sessions.map((s: any) => s.username)).size, DAYS + 1);
     const gpu = await get(`/metrics/performance/history?metric=gpu_utilization&hours=${month}&points=1000`);
     assert.equal(gpu.points.length, DAYS + 1);
+
+    // Search reaches the archived days too: every day's error line, newest first, the old ones read from Parquet.
+    const from = new Date(now - month * HOUR).toISOString();
+    const search = async (extra: string) => get(`/search/logs?query=failed&start_time=${from}${extra}`);
+    const all = await search('&limit=100');
+    assert.equal(all.count, DAYS + 1);
+    assert.deepEqual(all.results.map((r: any) => r.message), Array.from({ length: DAYS + 1 }, (_, d) => `day ${d} failed`));
+    const oldest = all.results.at(-1);
+    assert.equal(oldest.container, 'ollama');
+    assert.equal(oldest.level, 'error');
+    assert.equal(Date.parse(oldest.timestamp), now - DAYS * DAY - HOUR);
+    // The newest few come from the database alone; the count still has every day (the archived ones now remembered).
+    const newest = await search('&limit=2&level=error');
+    assert.equal(newest.count, DAYS + 1);
+    assert.deepEqual(newest.results.map((r: any) => r.message), ['day 0 failed', 'day 1 failed']);
+    assert.equal((await search('&limit=100')).count, DAYS + 1);
+    assert.equal((await search('&container=open-webui')).count, 0);
+    assert.equal((await get(`/search/logs?query=asked&start_time=${from}&limit=100`)).count, DAYS + 1);
+
+    // A late line for an archived day: counted from the database, then, once retention archives that day
+    // again, from its new Parquet file (the day's remembered count is not reused).
+    const late = makeLog({ timestamp: BigInt(now - 15 * DAY - 2 * HOUR) * 1_000_000n, source: 'ollama', labels: { container: 'ollama' }, level: 'error', message: 'late day 15 failed' });
+    await duckdb.write([late], { positions: [undefined], checkpoints: [] });
+    assert.equal((await search('&limit=100')).count, DAYS + 2);
+    const again = await duckdb.runRetention();
+    assert.ok(again.archived.length > 0, 'the day was archived again');
+    const afterLate = await search('&limit=100');
+    assert.equal(afterLate.count, DAYS + 2);
+    assert.ok(afterLate.results.some((r: any) => r.message === 'late day 15 failed'));
 
     // A day back: only the database is read, and it has that day.
     assert.equal((await get('/analytics/users?period=24')).total_users, 1);
