@@ -2,9 +2,11 @@
 // (1) `docker logs` reads them to /dev/null (plain and with -t), and
 // (2) inputs.docker_logs reads them all, parsed into events with positions,
 //     each batch acknowledged at once (what the input itself costs), and
-// (3) the same through a whole agent pipeline into an output that drops them.
+// (3) the same through a whole agent pipeline into an output that drops them,
+// (4) and into regex_classifier → user_extraction → outputs.duckdb, with
+//     docker_logs' default max_pending_lines and with PENDING (default 10000).
 // Needs the engine and image of scripts/ensure-docker.sh.
-// Run: npx tsx bench/docker_logs.ts   (LINES=… to change the count)
+// Run: npx tsx bench/docker_logs.ts   (LINES=… to change the count, PENDING=…)
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -101,6 +103,29 @@ async function throughAgent(): Promise<number> {
   return s;
 }
 
+/**
+ * The same through regex_classifier → user_extraction → outputs.duckdb (a
+ * file of its own); returns the seconds until every line is stored, and the
+ * CPU seconds the agent's process spent meanwhile.
+ */
+async function intoDuckdb(maxPending: number): Promise<{ s: number; cpu: number }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'opshub-bench-'));
+  const text = `agent:\n  data_dir: ${dir}\n  self_metrics: false\n  http: { listen: "127.0.0.1:0" }\ninputs:\n  - type: docker_logs\n    include: ['^${NAME}$']\n    start_from: beginning\n    include_stopped: true\n    max_pending_lines: ${maxPending}\nprocessors:\n  - type: regex_classifier\n  - type: user_extraction\noutputs:\n  - type: duckdb\n    retention: { enabled: false }\n`;
+  const cfg = await loadConfig('bench.yaml', { builtins: builtinPlugins, env: {}, text });
+  const log = createLogger({ level: 'error' });
+  const pipeline = new Pipeline({ http: new AgentHttpServer({ listen: '127.0.0.1:0', log }), log });
+  const t = performance.now();
+  const cpu0 = process.cpuUsage();
+  await pipeline.apply(cfg, { strict: true });
+  const output = pipeline.outputs.get('duckdb')!;
+  while (output.stats.written < LINES) await new Promise((r) => setTimeout(r, 5));
+  const s = (performance.now() - t) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  await pipeline.stop(5000);
+  rmSync(dir, { recursive: true, force: true });
+  return { s, cpu: (cpu.user + cpu.system) / 1e6 };
+}
+
 const rate = (s: number) => `${Math.round(LINES / s).toLocaleString('en')} lines/s (${s.toFixed(2)} s)`;
 
 try {
@@ -130,6 +155,13 @@ try {
   console.log(`docker logs -t > /dev/null       : ${rate(cliTs)}`);
   console.log(`inputs.docker_logs (input alone) : ${rate(Math.min(...alone))}`);
   console.log(`inputs.docker_logs → agent → null: ${rate(Math.min(...agent))}`);
+  // Into DuckDB, with docker_logs' default window and the PENDING one (a batch is at most what the input lets out).
+  for (const pending of [2000, Number(process.env.PENDING ?? 10_000)]) {
+    const runs: Array<{ s: number; cpu: number }> = [];
+    for (let i = 0; i < 2; i++) runs.push(await intoDuckdb(pending));
+    const best = runs.reduce((a, b) => (a.s < b.s ? a : b));
+    console.log(`→ classify, extract → DuckDB (max_pending_lines ${pending}): ${rate(best.s)}; ${Math.round(LINES / best.cpu).toLocaleString('en')} lines per CPU-second`);
+  }
 } finally {
   await container.remove({ force: true });
 }

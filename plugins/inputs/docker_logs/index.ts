@@ -121,6 +121,7 @@ class Follower {
   // Emitted batches waiting for acknowledgement, oldest first.
   private acks: Array<{ seq: number; position: SavedPosition; done: boolean }> = [];
   private seq = 0;
+  private flushQueued = false;
 
   constructor(
     readonly id: string,
@@ -234,7 +235,7 @@ class Follower {
       if (this.stream !== stream || o.stopped) return;
       parser ??= parserFor(chunk);
       parser.push(chunk);
-      this.flush();
+      this.flushSoon();
     });
     let done = false;
     const finish = (err?: Error) => {
@@ -244,9 +245,11 @@ class Follower {
       this.stream = undefined;
       if (o.stopped) return;
       if (!err) {
-        // The container stopped: what is left is its last, unterminated output.
+        // The container stopped: what is left is its last, unterminated output,
+        // and nothing follows, so the outputs need not wait for a fuller batch.
         parser?.end();
         this.flush();
+        o.acc?.flush();
       }
       if (tracker.replayShort) {
         o.ctx.log.once(`short:${this.id}`, 'warn', `container ${this.name}: its log holds fewer lines than when the checkpoint was saved (rotated or truncated meanwhile?); some lines may be missing`);
@@ -283,7 +286,22 @@ class Follower {
     if (this.events.length >= EMIT_LINES) this.flush();
   }
 
-  /** Emits the lines parsed from the last chunk as one tracked batch. */
+  /**
+   * Emits once the socket read being parsed is done. The engine sends each
+   * line as a chunk of its own, so a flush per chunk made a tracked emit (and
+   * an acknowledgement, and a position save) per line, which cost more than
+   * the line; one socket read holds hundreds.
+   */
+  private flushSoon(): void {
+    if (this.flushQueued || !this.events.length) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      if (!this.owner.stopped) this.flush();
+    });
+  }
+
+  /** Emits the lines parsed so far as one tracked batch. */
   private flush(): void {
     if (!this.events.length) return;
     const events = this.events;
@@ -293,8 +311,9 @@ class Follower {
     const seq = ++this.seq;
     const entry = { seq, position: positions[positions.length - 1]!.value as SavedPosition, done: false };
     this.acks.push(entry);
-    this.owner.sent(events.length);
     this.owner.acc!.emitTracked(events, { positions, onDelivered: () => this.delivered(entry, events.length) });
+    // After the emit: a pause asks the outputs to write what they hold, and these lines must be in it.
+    this.owner.sent(events.length);
   }
 
   private delivered(entry: { done: boolean }, n: number): void {
