@@ -81,49 +81,47 @@ async function inputAlone(): Promise<number> {
   return s;
 }
 
-async function throughAgent(): Promise<number> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'opshub-bench-'));
-  let written = 0;
-  let done!: () => void;
-  const finished = new Promise<void>((r) => (done = r));
-  const sink: PluginDefinition = {
-    kind: 'output', type: 'bench_null', description: 'drops what it gets', schema: { type: 'object', additionalProperties: false, properties: {} },
-    create: () => ({ async write(events: Event[]) { written += events.length; if (written >= LINES) done(); } }),
-  };
-  const text = `agent:\n  data_dir: ${dir}\n  self_metrics: false\n  http: { listen: "127.0.0.1:0" }\ninputs:\n  - type: docker_logs\n    include: ['^${NAME}$']\n    start_from: beginning\n    include_stopped: true\noutputs:\n  - type: bench_null\n    flush_interval: 10ms\n`;
-  const cfg = await loadConfig('bench.yaml', { builtins: [...builtinPlugins, sink], env: {}, text });
-  const log = createLogger({ level: 'error' });
-  const pipeline = new Pipeline({ http: new AgentHttpServer({ listen: '127.0.0.1:0', log }), log });
-  const t = performance.now();
-  await pipeline.apply(cfg, { strict: true });
-  await finished;
-  const s = (performance.now() - t) / 1000;
-  await pipeline.stop(1000);
-  rmSync(dir, { recursive: true, force: true });
-  return s;
-}
-
 /**
- * The same through regex_classifier → user_extraction → outputs.duckdb (a
- * file of its own); returns the seconds until every line is stored, and the
- * CPU seconds the agent's process spent meanwhile.
+ * Runs a whole agent pipeline reading the container with docker_logs (`input`
+ * adds to its entry) into `rest` (processors and outputs), until `stored`
+ * says every line arrived. Returns the seconds that took and the CPU seconds
+ * the process spent meanwhile.
  */
-async function intoDuckdb(maxPending: number): Promise<{ s: number; cpu: number }> {
+async function timedPipeline(input: string, rest: string, builtins: PluginDefinition[], stored: (pipeline: Pipeline) => boolean): Promise<{ s: number; cpu: number }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'opshub-bench-'));
-  const text = `agent:\n  data_dir: ${dir}\n  self_metrics: false\n  http: { listen: "127.0.0.1:0" }\ninputs:\n  - type: docker_logs\n    include: ['^${NAME}$']\n    start_from: beginning\n    include_stopped: true\n    max_pending_lines: ${maxPending}\nprocessors:\n  - type: regex_classifier\n  - type: user_extraction\noutputs:\n  - type: duckdb\n    retention: { enabled: false }\n`;
-  const cfg = await loadConfig('bench.yaml', { builtins: builtinPlugins, env: {}, text });
+  const text = `agent:\n  data_dir: ${dir}\n  self_metrics: false\n  http: { listen: "127.0.0.1:0" }\ninputs:\n  - type: docker_logs\n    include: ['^${NAME}$']\n    start_from: beginning\n    include_stopped: true\n${input}${rest}`;
+  const cfg = await loadConfig('bench.yaml', { builtins, env: {}, text });
   const log = createLogger({ level: 'error' });
   const pipeline = new Pipeline({ http: new AgentHttpServer({ listen: '127.0.0.1:0', log }), log });
   const t = performance.now();
   const cpu0 = process.cpuUsage();
   await pipeline.apply(cfg, { strict: true });
-  const output = pipeline.outputs.get('duckdb')!;
-  while (output.stats.written < LINES) await new Promise((r) => setTimeout(r, 5));
+  while (!stored(pipeline)) await new Promise((r) => setTimeout(r, 5));
   const s = (performance.now() - t) / 1000;
   const cpu = process.cpuUsage(cpu0);
   await pipeline.stop(5000);
   rmSync(dir, { recursive: true, force: true });
   return { s, cpu: (cpu.user + cpu.system) / 1e6 };
+}
+
+async function throughAgent(): Promise<number> {
+  let written = 0;
+  const sink: PluginDefinition = {
+    kind: 'output', type: 'bench_null', description: 'drops what it gets', schema: { type: 'object', additionalProperties: false, properties: {} },
+    create: () => ({ async write(events: Event[]) { written += events.length; } }),
+  };
+  const run = await timedPipeline('', 'outputs:\n  - type: bench_null\n    flush_interval: 10ms\n', [...builtinPlugins, sink], () => written >= LINES);
+  return run.s;
+}
+
+/** The same through regex_classifier → user_extraction → outputs.duckdb (a file of its own), with the input's window at `maxPending`. */
+function intoDuckdb(maxPending: number): Promise<{ s: number; cpu: number }> {
+  return timedPipeline(
+    `    max_pending_lines: ${maxPending}\n`,
+    'processors:\n  - type: regex_classifier\n  - type: user_extraction\noutputs:\n  - type: duckdb\n    retention: { enabled: false }\n',
+    builtinPlugins,
+    (pipeline) => pipeline.outputs.get('duckdb')!.stats.written >= LINES,
+  );
 }
 
 const rate = (s: number) => `${Math.round(LINES / s).toLocaleString('en')} lines/s (${s.toFixed(2)} s)`;

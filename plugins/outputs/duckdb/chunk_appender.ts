@@ -210,7 +210,6 @@ class VarcharColumn implements Column {
     let size = 0;
     for (let i = 0; i < count; i++) {
       const n = arena.write(values[i]!, size);
-      values[i] = ''; // not kept alive until the next chunk
       lengths[i] = n;
       size += n;
     }
@@ -250,7 +249,7 @@ class VarcharColumn implements Column {
   }
 
   reset(): void {
-    if (this.arenaCount) this.arenaValues.fill('', 0, this.arenaCount); // a chunk cleared before it was written
+    this.arenaValues.fill('', 0, this.arenaCount); // the chunk's strings are not kept alive until the next one
     this.arenaCount = 0;
     this.copyCount = 0;
     this.firstRowOf?.clear();

@@ -216,8 +216,8 @@ export function categoryScanner(rules: CategoryRule[]): CategoryScanner {
   const needs: string[] = [];
   const needIndex = (literal: string) => {
     if (literal === '') return -1;
-    if (!needs.includes(literal)) needs.push(literal);
-    return needs.indexOf(literal);
+    const i = needs.indexOf(literal);
+    return i >= 0 ? i : needs.push(literal) - 1;
   };
   const scans = lowerRules.map((rule, bit) => {
     const words = rule.words ?? [];
