@@ -285,7 +285,8 @@ test('500 then recovery: retried with backoff, delivered once and in order', asy
   await withLoki('', async ({ emit, out }) => {
     loki.script = [{ status: 500 }, { status: 502 }, { status: 503 }];
     emit(...numbered(5));
-    await waitFor(() => loki.entries().length === 5, 10_000);
+    // The receiver records a push before its 204 reaches the output, so wait for both.
+    await waitFor(() => loki.entries().length === 5 && out.stats.written === 5, 10_000, 'delivery after the retries');
     assert.deepEqual(loki.answers, [500, 502, 503, 204]);
     assert.deepEqual(loki.lines(), ['line 0', 'line 1', 'line 2', 'line 3', 'line 4']);
     assert.equal(out.stats.write_errors, 3);
