@@ -3,7 +3,8 @@
 
 import { LEVELS, type Level } from '../../core/events.ts';
 
-const WORDS: Record<string, Level> = {
+// A Map, not an object: a word from a log line ("constructor", "toString") must not find Object.prototype's members.
+const WORDS = new Map<string, Level>(Object.entries({
   trace: 'trace',
   debug: 'debug', dbg: 'debug', debug1: 'debug', debug2: 'debug', debug3: 'debug', debug4: 'debug', debug5: 'debug', verbose: 'debug', fine: 'debug',
   info: 'info', information: 'info', informational: 'info', notice: 'info', log: 'info', i: 'info',
@@ -11,16 +12,14 @@ const WORDS: Record<string, Level> = {
   warn: 'warning', warni: 'warning', warnin: 'warning', warning: 'warning', w: 'warning',
   error: 'error', err: 'error', eror: 'error', severe: 'error', e: 'error',
   critical: 'critical', crit: 'critical', fatal: 'critical', panic: 'critical', emerg: 'critical', emergency: 'critical', alert: 'critical', f: 'critical',
-};
+} satisfies Record<string, Level>));
 
 // The upper-case spellings too, so the common "INFO" / "ERROR" need no lower-casing.
-for (const [k, v] of Object.entries(WORDS)) WORDS[k.toUpperCase()] = v;
+for (const [k, v] of [...WORDS]) WORDS.set(k.toUpperCase(), v);
 
 /** OpsHub level for a level word in any case ("WARN", "Warning", "err", "FATAL"); undefined when unknown. */
 export function levelFromWord(word: string): Level | undefined {
-  const direct = WORDS[word];
-  if (direct) return direct;
-  return WORDS[word.toLowerCase()];
+  return WORDS.get(word) ?? WORDS.get(word.toLowerCase());
 }
 
 /** pino / bunyan numeric levels (10 trace … 60 fatal). */

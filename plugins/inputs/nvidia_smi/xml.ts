@@ -27,7 +27,7 @@ export function decodeEntities(text: string): string {
       const code = ref[1] === 'x' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
       return Number.isFinite(code) && code >= 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
     }
-    return ENTITIES[ref] ?? whole;
+    return Object.hasOwn(ENTITIES, ref) ? ENTITIES[ref]! : whole; // not `&constructor;` from the prototype
   });
 }
 

@@ -87,7 +87,8 @@ export function createJsonParse(config: JsonParseConfig): Processor {
   const messageKeys = config.message_keys;
   const levelKeys = config.level_keys;
   const timestampKeys = config.timestamp_keys;
-  const rename = config.rename;
+  // A Map, not the config object: a JSON key such as "constructor" must not find Object.prototype's members.
+  const rename = new Map(Object.entries(config.rename));
 
   const lift = (event: LogEvent): void => {
     const raw = event.message;
@@ -135,8 +136,12 @@ export function createJsonParse(config: JsonParseConfig): Processor {
     const attrs = event.attributes;
     for (const k in data) {
       if (taken.has(k)) continue;
-      const name = rename[k] ?? k;
-      if (attrs[name] === undefined) attrs[name] = data[k];
+      const name = rename.get(k) ?? k;
+      // Own properties only: a key such as "constructor" is data, not Object.prototype's member.
+      if (Object.hasOwn(attrs, name) && attrs[name] !== undefined) continue;
+      // "__proto__" assigned would replace the object's prototype instead.
+      if (name === '__proto__') Object.defineProperty(attrs, name, { value: data[k], enumerable: true, writable: true, configurable: true });
+      else attrs[name] = data[k];
     }
     if (config.keep_raw) attrs.raw_log = raw;
   };

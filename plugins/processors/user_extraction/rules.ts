@@ -86,8 +86,8 @@ const MODEL_PHRASE =
 // `connected with session ID Xq3vKz9ZbA1c`, `session id: 42c1...`.
 const SESSION_PHRASE = /\bsession[ _-]?id\b[:=\s]\s*["']?([\w-]{6,})/i;
 
-/** Canonical attribute for a key as loggers spell it. */
-const KEY_TO_ATTR: Record<string, string> = {
+/** Canonical attribute for a key as loggers spell it (a Map: a JSON key such as "constructor" must not find Object.prototype's members). */
+const KEY_TO_ATTR = new Map<string, string>(Object.entries({
   username: 'username', user_name: 'username', userName: 'username', user: 'username', login: 'username',
   user_id: 'user_id', userId: 'user_id', userid: 'user_id', uid: 'user_id',
   email: 'email', mail: 'email',
@@ -101,7 +101,7 @@ const KEY_TO_ATTR: Record<string, string> = {
   duration_ms: 'duration_ms', latency_ms: 'duration_ms', elapsed_ms: 'duration_ms', response_time_ms: 'duration_ms',
   duration: 'duration', latency: 'duration', elapsed: 'duration',
   user_agent: 'user_agent', userAgent: 'user_agent', http_user_agent: 'user_agent',
-};
+}));
 
 /** Puts one (key, value) under its canonical attribute, checking that the value fits. Returns whether it set something. */
 function assign(attrs: Attrs, attr: string, raw: unknown): void {
@@ -171,7 +171,7 @@ function assign(attrs: Attrs, attr: string, raw: unknown): void {
 export function fromAttributes(attrs: Attrs): void {
   let found: Array<[string, unknown]> | undefined;
   for (const k in attrs) {
-    const attr = KEY_TO_ATTR[k];
+    const attr = KEY_TO_ATTR.get(k);
     if (attr !== undefined && attr !== k) (found ??= []).push([attr, attrs[k]]);
   }
   if (found) for (const [attr, v] of found) assign(attrs, attr, v);
@@ -218,7 +218,7 @@ export function fromText(msg: string, attrs: Attrs): void {
     KV.lastIndex = 0;
     let m: RegExpExecArray | null;
     while ((m = KV.exec(msg))) {
-      const attr = KEY_TO_ATTR[m[1]!]!;
+      const attr = KEY_TO_ATTR.get(m[1]!)!;
       let v = m[2] ?? m[3] ?? m[4]!;
       if (m[2] !== undefined && v.includes('\\')) v = v.replace(/\\(.)/g, '$1');
       // `path=` is only an HTTP path when the line is a request (else it is likely a file).

@@ -27,14 +27,14 @@ function gpu(events: MetricEvent[], index: number): Record<string, number> {
 test('the XML reader decodes entities, CDATA and attributes and skips the prolog, DOCTYPE and comments', () => {
   const doc = parseXml(
     '\ufeff<?xml version="1.0" ?>\n<!DOCTYPE log SYSTEM "x.dtd" [ <!ENTITY a "b"> ]>\n<!-- hi -->\n' +
-      "<log a='1' b=\"x &amp; y\"><p>fish &amp; chips &lt;3 &#65;&#x42; &bogus; AT&T</p><!-- c --><e/><d><![CDATA[<raw> &amp;]]></d><p>  two  </p></log>",
+      "<log a='1' b=\"x &amp; y\"><p>fish &amp; chips &lt;3 &#65;&#x42; &bogus; &constructor; AT&T</p><!-- c --><e/><d><![CDATA[<raw> &amp;]]></d><p>  two  </p></log>",
   );
   assert.equal(doc.name, 'log');
   assert.deepEqual(doc.attributes, { a: '1', b: 'x & y' });
   assert.deepEqual(
     doc.children.map((c) => [c.name, c.text]),
     [
-      ['p', 'fish & chips <3 AB &bogus; AT&T'],
+      ['p', 'fish & chips <3 AB &bogus; &constructor; AT&T'],
       ['e', ''],
       ['d', '<raw> &amp;'],
       ['p', 'two'],

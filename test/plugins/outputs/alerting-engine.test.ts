@@ -259,6 +259,7 @@ test('templates fill tags and values; unknown keys show as ?', () => {
 const INVALID: Array<[string, Record<string, unknown>, RegExp]> = [
   ['a threshold rule without a threshold', { name: 'x', type: 'threshold', metric: 'm' }, /threshold is required/],
   ['an unknown condition', { name: 'x', type: 'threshold', metric: 'm', threshold: 1, condition: 'bigger' }, /condition must be one of/],
+  ['a condition named like an Object.prototype member', { name: 'x', type: 'threshold', metric: 'm', threshold: 1, condition: 'constructor' }, /condition must be one of/],
   ['an unknown key', { name: 'x', type: 'threshold', metric: 'm', threshold: 1, colour: 'red' }, /colour is not a known key/],
   ['a bad duration', { name: 'x', type: 'threshold', metric: 'm', threshold: 1, for: 'soon' }, /for must be a duration/],
   ['a bad regular expression', { name: 'x', type: 'log_rate', threshold: 1, containers: '(' }, /containers must be a valid regular expression/],

@@ -90,6 +90,15 @@ test('epoch numbers in seconds, milliseconds, microseconds and nanoseconds all b
   assert.equal(timestampNs('not a time at all, really'), undefined);
 });
 
+test('keys and level words named like Object.prototype members are plain data', () => {
+  const e = parse('{"msg":"x","level":"toString","constructor":"a","hasOwnProperty":1,"__proto__":{"admin":true}}');
+  assert.equal(e.level, 'info');
+  assert.deepEqual(Object.keys(e.attributes), ['level', 'constructor', 'hasOwnProperty', '__proto__']);
+  assert.equal(e.attributes.constructor, 'a');
+  assert.equal(Object.getPrototypeOf(e.attributes), Object.prototype);
+  assert.equal(JSON.stringify(e.attributes), '{"level":"toString","constructor":"a","hasOwnProperty":1,"__proto__":{"admin":true}}');
+});
+
 test('metrics pass through untouched', () => {
   const p = createJsonParse(DEFAULTS);
   const m = makeMetric('x', { v: 1 });

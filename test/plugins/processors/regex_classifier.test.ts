@@ -89,6 +89,11 @@ for (const [source, cases] of Object.entries(CASES)) {
   });
 }
 
+test('a level word named like an Object.prototype member is no level', () => {
+  assert.equal(classify('{"level":"constructor","message":"x"}').level, 'info');
+  assert.equal(classify('level=toString msg=x').level, 'info');
+});
+
 test('a custom pattern sets its category and turns named groups into attributes', () => {
   const e = classify('runner: loaded model qwen2.5:7b in 3.2s', { patterns: { model_load: 'loaded\\s+model[:\\s]+(?<model>\\S+) in (?<load_time>\\S+)' } });
   assert.equal(e.attributes.category, 'model_load');

@@ -86,6 +86,11 @@ test('attributes lifted by json_parse are normalised to the canonical names', ()
   assert.equal(attrs.session_id, 'abc123');
 });
 
+test('attribute and key names like Object.prototype members name nothing', () => {
+  const attrs = extract('constructor=x toString=y', {}, { constructor: 'a', valueOf: 1 });
+  assert.deepEqual(attrs, { constructor: 'a', valueOf: 1 });
+});
+
 test('attributes already set are not overwritten', () => {
   const attrs = extract('user=mallory ip=10.0.0.9', {}, { username: 'alice', ip_address: '127.0.0.1' });
   assert.equal(attrs.username, 'alice');
