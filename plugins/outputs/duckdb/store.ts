@@ -54,6 +54,35 @@ function isEmpty(obj: Record<string, unknown>): boolean {
   return true;
 }
 
+/**
+ * The JSON of the last few label sets: lines of a few containers, and their
+ * stdout and stderr, interleave, each with a fresh but equal labels object.
+ * Copies are kept, so an event's object changed later cannot go stale here.
+ */
+class LabelsJson {
+  private readonly sets: Array<Record<string, string>> = [];
+  private readonly texts: string[] = [];
+  private last = 0;
+  private oldest = 0;
+
+  constructor(private readonly size: number) {}
+
+  of(labels: Record<string, string>): string {
+    const sets = this.sets;
+    if (sameLabels(labels, sets[this.last])) return this.texts[this.last]!;
+    for (let i = 0; i < sets.length; i++) {
+      if (i !== this.last && sameLabels(labels, sets[i])) return this.texts[(this.last = i)]!;
+    }
+    const text = isEmpty(labels) ? '{}' : toJson(labels);
+    const at = sets.length < this.size ? sets.length : this.oldest;
+    this.oldest = (at + 1) % this.size;
+    sets[at] = { ...labels };
+    this.texts[at] = text;
+    this.last = at;
+    return text;
+  }
+}
+
 /** JSON text of any attribute value: bigints become numbers (or strings beyond 2^53), cycles give "{}". */
 export function toJson(value: unknown): string {
   try {
@@ -177,10 +206,9 @@ export class Store {
   private chain: Promise<unknown> = Promise.resolve();
   private queries = new Set<DuckDBConnection>();
   private closed = false;
-  private lastLabels?: Record<string, string>;
   /** Where in time the log lines changed, by version (see changes.ts). */
   readonly logChanges = new ChangeLog();
-  private lastLabelsJson = '{}';
+  private labelsJson = new LabelsJson(8);
   /** Attribute keys seen so far, to build attribute JSON without re-escaping keys (or repeated values). */
   private keys = new Map<string, AttributeKey>();
 
@@ -397,11 +425,7 @@ export class Store {
     const category = attrs.category;
     a.optionalText(6, typeof category === 'string' ? category : undefined);
     a.text(7, e.message);
-    if (labels !== this.lastLabels && !sameLabels(labels, this.lastLabels)) {
-      this.lastLabels = labels;
-      this.lastLabelsJson = isEmpty(labels) ? '{}' : toJson(labels);
-    }
-    a.text(8, this.lastLabelsJson);
+    a.text(8, this.labelsJson.of(labels));
     const attrsJson = attributesJson(attrs, this.keys);
     a.text(9, attrsJson);
     a.endRow();
