@@ -59,7 +59,7 @@ function isEmpty(obj: Record<string, unknown>): boolean {
  * stdout and stderr, interleave, each with a fresh but equal labels object.
  * Copies are kept, so an event's object changed later cannot go stale here.
  */
-class LabelsJson {
+export class LabelsJson {
   private readonly sets: Array<Record<string, string>> = [];
   private readonly texts: string[] = [];
   private last = 0;

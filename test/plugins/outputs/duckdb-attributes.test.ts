@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { attributesJson, type AttributeKey } from '../../../plugins/outputs/duckdb/store.ts';
+import { attributesJson, LabelsJson, type AttributeKey } from '../../../plugins/outputs/duckdb/store.ts';
 
 test('attribute JSON equals JSON.stringify of the attributes without the promoted keys, line after line', () => {
   const keys = new Map<string, AttributeKey>();
@@ -22,5 +22,25 @@ test('attribute JSON equals JSON.stringify of the attributes without the promote
     const json = attributesJson(attrs, keys);
     assert.equal(json, JSON.stringify(expected));
     assert.deepEqual(JSON.parse(json), expected);
+  }
+});
+
+test('labels JSON is that of the labels given, whichever sets interleave and whatever their objects become later', () => {
+  const cache = new LabelsJson(2);
+  const sets: Array<Record<string, string>> = [
+    { container: 'a', stream: 'stdout' },
+    { container: 'a', stream: 'stderr' },
+    { container: 'a', stream: 'stdout' },
+    { container: 'b', stream: 'stdout' },
+    { container: 'a', stream: 'stderr' },
+    {},
+    { container: 'a' },
+    { stream: 'stdout', container: 'a' },
+    { container: 'a', stream: 'stdout' },
+  ];
+  for (const labels of sets) {
+    const given = { ...labels };
+    assert.deepEqual(JSON.parse(cache.of(given)), labels);
+    given.container = 'changed'; // the event's object, changed after the write
   }
 });
