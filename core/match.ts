@@ -3,6 +3,7 @@
 
 import type { MatchConfig } from './config.ts';
 import type { Envelope } from './delivery.ts';
+import { own } from './own.ts';
 
 export type EnvelopeFilter = (env: Envelope) => boolean;
 
@@ -26,7 +27,7 @@ export function compileMatch(match: MatchConfig | undefined): EnvelopeFilter {
     if (labels.length) {
       const values = e.kind === 'log' ? e.labels : e.tags;
       for (const [k, re] of labels) {
-        const v = values[k];
+        const v = own(values, k);
         if (v === undefined || !re.test(v)) return false;
       }
     }

@@ -10,6 +10,7 @@ import { makeLog, makeMetric, type Event } from '../events.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../log.ts';
 import type { Accumulator, PullInput, ServiceInput, TrackedEmit } from '../plugin.ts';
+import { own, setOwn } from '../own.ts';
 
 export type Sink = (envs: Envelope[]) => void;
 
@@ -52,8 +53,8 @@ export class RunningInput {
   private tag(event: Event): Event {
     const extra = this.config.tags;
     for (const k in extra) {
-      if (event.kind === 'log') event.labels[k] ??= extra[k]!;
-      else event.tags[k] ??= extra[k]!;
+      const to = event.kind === 'log' ? event.labels : event.tags;
+      if (own(to, k) === undefined) setOwn(to, k, extra[k]!);
     }
     return event;
   }

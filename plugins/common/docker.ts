@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import Docker from 'dockerode';
+import { own } from '../../core/own.ts';
 
 export interface DockerConnectionConfig {
   endpoint: string;
@@ -128,7 +129,7 @@ export function containerFilter(cfg: ContainerFilterConfig, self = ownContainerI
     const eq = spec.indexOf('=');
     const key = eq < 0 ? spec : spec.slice(0, eq);
     const value = eq < 0 ? undefined : spec.slice(eq + 1);
-    return (labels: Record<string, string>) => (value === undefined ? key in labels : labels[key] === value);
+    return (labels: Record<string, string>) => (value === undefined ? Object.hasOwn(labels, key) : own(labels, key) === value);
   };
   const must = cfg.include_labels.map(cond);
   const mustNot = cfg.exclude_labels.map(cond);

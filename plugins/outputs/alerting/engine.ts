@@ -22,6 +22,7 @@ import {
   type CompiledThreshold,
 } from './rules.ts';
 import type { Severity } from './schema.ts';
+import { own, setOwn } from '../../../core/own.ts';
 
 export type AlertState = 'pending' | 'firing' | 'resolved';
 
@@ -263,7 +264,7 @@ export class Engine {
           }
         } else if (rule.kind === 'absent') {
           const tags: Record<string, string> = {};
-          for (const k of rule.groupBy) tags[k] = e.tags[k] ?? '';
+          for (const k of rule.groupBy) setOwn(tags, k, own(e.tags, k) ?? '');
           state.seen.set(seriesKey(tags), { tags, at: now });
         }
       }
@@ -277,7 +278,7 @@ export class Engine {
       if (rule.containers && !rule.containers.test(container)) continue;
       if (rule.sources && !rule.sources.test(e.source)) continue;
       const tags: Record<string, string> = {};
-      for (const k of rule.groupBy) tags[k] = logKeyValue(e, k);
+      for (const k of rule.groupBy) setOwn(tags, k, logKeyValue(e, k));
       const key = seriesKey(tags);
       const state = this.rules.get(rule.name)!;
       if (rule.kind === 'absent') {
@@ -707,7 +708,7 @@ export class Engine {
     const out: Record<string, Array<[string, Seen]>> = {};
     for (const [name, state] of this.rules) {
       if (state.rule.kind !== 'absent') continue;
-      out[name] = [...state.seen].filter(([key, s]) => !(key === '' && s.at === this.startedAt));
+      setOwn(out, name, [...state.seen].filter(([key, s]) => !(key === '' && s.at === this.startedAt)));
     }
     return out;
   }

@@ -32,6 +32,7 @@ import { Engine, type Alert, type Seen, type Transition } from './engine.ts';
 import { alertJson, Dispatcher, metricName, type Status } from './notify.ts';
 import { compileRule, DEFAULT_RULES, RuleError, ruleValidator, type CompiledRule } from './rules.ts';
 import { NOTIFIER_SCHEMA, RULE_SCHEMA, SEVERITIES, type NotifierSpec, type RuleSpec } from './schema.ts';
+import { own, setOwn } from '../../../core/own.ts';
 
 export interface AlertingConfig {
   rules: unknown[];
@@ -230,7 +231,8 @@ export function createAlerting(config: AlertingConfig, ctx: PluginContext, deps:
   function record(id: string, notifier: string, status: Status, at: number, ok: boolean): void {
     const a = engine.get(id);
     if (!a) return;
-    const rec = (a.notifications[notifier] ??= {});
+    let rec = own(a.notifications, notifier);
+    if (!rec) setOwn(a.notifications, notifier, (rec = {}));
     if (ok) {
       if (status === 'firing') {
         rec.firing_at = at;

@@ -17,6 +17,7 @@ import { parseDuration } from '../../../core/units.ts';
 import type { Alert } from './engine.ts';
 import { renderTemplate, formatValue } from './rules.ts';
 import type { AlertmanagerSpec, EmailSpec, NotifierSpec, NotifySpec, WebhookSpec } from './schema.ts';
+import { own, setOwn } from '../../../core/own.ts';
 
 export type Status = 'firing' | 'resolved';
 
@@ -121,7 +122,7 @@ function labelName(name: string): string {
 export function alertmanagerPayload(items: Notification[], opts: { now: number; resendMs: number; externalUrl: string }): unknown[] {
   return items.map(({ alert: a, status }) => {
     const labels: Record<string, string> = {};
-    for (const [k, v] of Object.entries(a.labels)) if (v !== '') labels[labelName(k)] = v;
+    for (const [k, v] of Object.entries(a.labels)) if (v !== '') setOwn(labels, labelName(k), v);
     const annotations: Record<string, string> = { summary: a.message, description: a.message, alert_id: a.id };
     if (a.value !== null) annotations.value = formatValue(a.value);
     if (a.threshold !== null) annotations.threshold = formatValue(a.threshold);
@@ -587,7 +588,7 @@ export class Dispatcher {
       if (a.state === 'pending') continue;
       for (const n of this.notifiers.values()) {
         if (!this.wants(n, a)) continue;
-        const rec = a.notifications[n.name] ?? {};
+        const rec = own(a.notifications, n.name) ?? {};
         const o = n.opts;
         if (a.state === 'firing') {
           if (n.pending(a.id, 'firing')) continue;

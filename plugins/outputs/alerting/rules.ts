@@ -7,6 +7,7 @@ import { formatPath } from '../../../core/config.ts';
 import { levelRank, type LogEvent } from '../../../core/events.ts';
 import { parseDuration } from '../../../core/units.ts';
 import { CONDITION_WORDS, RULE_SCHEMA, type Op, type RuleSpec, type TagMatcher } from './schema.ts';
+import { own } from '../../../core/own.ts';
 
 /** A rule that does not validate; `reasons` name the key and the problem, one each. */
 export class RuleError extends Error {
@@ -200,18 +201,18 @@ export function compileTags(matchers: Record<string, TagMatcher>): TagTest {
   const tests: Array<(tags: Record<string, string>) => boolean> = [];
   for (const [key, m] of Object.entries(matchers)) {
     if (typeof m === 'string') {
-      tests.push((t) => (t[key] ?? '') === m);
+      tests.push((t) => (own(t, key) ?? '') === m);
       continue;
     }
-    if (m.equals !== undefined) tests.push((t) => (t[key] ?? '') === m.equals);
-    if (m.not !== undefined) tests.push((t) => (t[key] ?? '') !== m.not);
+    if (m.equals !== undefined) tests.push((t) => (own(t, key) ?? '') === m.equals);
+    if (m.not !== undefined) tests.push((t) => (own(t, key) ?? '') !== m.not);
     if (m.regex !== undefined) {
       const re = new RegExp(m.regex);
-      tests.push((t) => re.test(t[key] ?? ''));
+      tests.push((t) => re.test(own(t, key) ?? ''));
     }
     if (m.not_regex !== undefined) {
       const re = new RegExp(m.not_regex);
-      tests.push((t) => !re.test(t[key] ?? ''));
+      tests.push((t) => !re.test(own(t, key) ?? ''));
     }
   }
   if (tests.length === 0) return () => true;
@@ -234,9 +235,9 @@ export function logKeyValue(e: LogEvent, key: string): string {
       return typeof c === 'string' ? c : '';
     }
   }
-  const label = e.labels[key];
+  const label = own(e.labels, key);
   if (label !== undefined) return label;
-  const attr = e.attributes[key];
+  const attr = own(e.attributes, key);
   return attr === undefined || attr === null ? '' : typeof attr === 'object' ? JSON.stringify(attr) : String(attr);
 }
 
@@ -334,7 +335,7 @@ export function compileRule(spec: RuleSpec): CompiledRule {
         if (categories && !categories.has(typeof e.attributes.category === 'string' ? e.attributes.category : '')) return false;
         if (message && !message.test(e.message)) return false;
         for (const [k, re] of attributes) {
-          const v = e.attributes[k];
+          const v = own(e.attributes, k);
           if (v === undefined || v === null || !re.test(typeof v === 'object' ? JSON.stringify(v) : String(v))) return false;
         }
         return true;
@@ -381,7 +382,7 @@ export function formatValue(v: number | null | undefined): string {
 /** Fills `{{key}}` (spaces allowed inside the braces); unknown keys become "?". */
 export function renderTemplate(template: string, vars: Record<string, string | number | null | undefined>): string {
   return template.replace(/\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g, (_m, key: string) => {
-    const v = vars[key];
+    const v = own(vars, key);
     if (v === undefined || v === null) return '?';
     return typeof v === 'number' ? formatValue(v) : v;
   });

@@ -3,6 +3,7 @@
 
 import type { LogEvent } from '../../../core/events.ts';
 import type { LokiEntry, LokiStream } from './encode.ts';
+import { own, setOwn } from '../../../core/own.ts';
 
 export type LineFormat = 'raw' | 'json' | 'logfmt';
 
@@ -105,9 +106,9 @@ export class EntryMapper {
   private valueOf(event: LogEvent, name: string): string | undefined {
     if (name === 'level') return event.level;
     if (name === 'source') return event.source || undefined;
-    const fromLabels = event.labels[name];
+    const fromLabels = own(event.labels, name);
     if (fromLabels !== undefined) return fromLabels;
-    return scalar(event.attributes[name]);
+    return scalar(own(event.attributes, name));
   }
 
   /** Values for `host` and `job` when neither the event nor static_labels has one. */
@@ -147,16 +148,16 @@ export class EntryMapper {
     let overflow: Array<[string, string]> | undefined;
     for (const { from, to } of this.names) {
       let value = this.valueOf(event, from);
-      if (value === undefined && this.statics[to] === undefined) value = this.fallback(from);
+      if (value === undefined && own(this.statics, to) === undefined) value = this.fallback(from);
       if (value === undefined || value === '') continue;
       if (this.admit(to, value)) {
-        chosen[to] = value;
+        setOwn(chosen, to, value);
         used.push(from);
       } else (overflow ??= []).push([from, value]);
     }
     let key = '';
     for (const name of this.order) {
-      const v = chosen[name] ?? this.statics[name];
+      const v = own(chosen, name) ?? own(this.statics, name);
       if (v !== undefined) key += `${name}\u0000${v}\u0001`;
     }
     if (key === '') key = 'job\u0000opshub\u0001'; // Loki refuses a stream without labels
@@ -165,7 +166,7 @@ export class EntryMapper {
       if (this.streamLabels.size > 10_000) this.streamLabels.clear();
       labels = [];
       for (const name of this.order) {
-        const v = chosen[name] ?? this.statics[name];
+        const v = own(chosen, name) ?? own(this.statics, name);
         if (v !== undefined) labels.push([name, v]);
       }
       if (labels.length === 0) labels.push(['job', 'opshub']);
@@ -200,7 +201,7 @@ export class EntryMapper {
       }
     } else {
       const obj: Record<string, unknown> = { message: event.message };
-      for (const [k, v] of extras) if (!(k in obj)) obj[k] = v;
+      for (const [k, v] of extras) if (!Object.hasOwn(obj, k)) setOwn(obj, k, v);
       line =
         this.opts.lineFormat === 'json'
           ? JSON.stringify(obj, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))

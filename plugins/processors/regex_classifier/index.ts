@@ -5,6 +5,7 @@
 
 import { LEVELS, type Event, type Level, type LogEvent } from '../../../core/events.ts';
 import type { PluginDefinition, Processor } from '../../../core/plugin.ts';
+import { own, setOwn } from '../../../core/own.ts';
 import { parseSize } from '../../../core/units.ts';
 import { maxLevel } from '../../common/levels.ts';
 import { categoryScanner, DEFAULT_CATEGORIES, explicitLevel, httpStatusOf, keywordLevel, statusLevel, successKeyword } from './rules.ts';
@@ -86,7 +87,7 @@ export function createRegexClassifier(config: RegexClassifierConfig): Processor 
       if (p.hasGroups && m.groups) {
         for (const k in m.groups) {
           const v = m.groups[k];
-          if (v !== undefined && v !== '' && attrs[k] === undefined) attrs[k] = v;
+          if (v !== undefined && v !== '' && own(attrs, k) === undefined) setOwn(attrs, k, v);
         }
       }
       patternLevel ??= p.level;

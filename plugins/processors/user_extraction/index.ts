@@ -7,7 +7,8 @@
 import type { Event, LogEvent } from '../../../core/events.ts';
 import type { PluginDefinition, Processor } from '../../../core/plugin.ts';
 import { parseSize } from '../../../core/units.ts';
-import { fromAttributes, fromText, put } from './rules.ts';
+import { own, setOwn } from '../../../core/own.ts';
+import { fromAttributes, fromText, isJunk } from './rules.ts';
 
 export interface UserExtractionConfig {
   patterns: string[];
@@ -31,8 +32,9 @@ export function createUserExtraction(config: UserExtractionConfig): Processor {
       if (!m?.groups) continue;
       for (const k in m.groups) {
         const v = m.groups[k];
-        if (v === undefined) continue;
-        put(attrs, k, NUMERIC.has(k) && /^\d+(?:\.\d+)?$/.test(v) ? Number(v) : v);
+        // A group name is the user's: own() and setOwn() keep "constructor" or "__proto__" plain data.
+        if (v === undefined || isJunk(v) || own(attrs, k) !== undefined) continue;
+        setOwn(attrs, k, NUMERIC.has(k) && /^\d+(?:\.\d+)?$/.test(v) ? Number(v) : v);
       }
     }
     if (config.default_patterns) {
