@@ -8,13 +8,6 @@
 // container constants repeated in every row's JSON would double what DuckDB
 // has to validate, write and compress per row.
 //
-// Compression: the columns with few distinct values (a handful of containers,
-// six levels, a few categories and label sets) are pinned to dictionary
-// compression, which is what DuckDB picks for them anyway; it then skips
-// trying FSST on every segment at CHECKPOINT (~1.1k instructions a row less,
-// bench/instructions.sh). Messages and attributes vary, so DuckDB still
-// chooses per segment. Tables made by an older version keep their choice.
-//
 // Timestamps: `timestamp` is a TIMESTAMP (µs, UTC) so that everyday SQL such
 // as `timestamp > now() - INTERVAL 1 HOUR` works; `timestamp_ns` is the
 // event's exact time in nanoseconds since the epoch (BIGINT) — full precision,
@@ -30,13 +23,13 @@ export const TABLES_DDL = [
   `CREATE TABLE IF NOT EXISTS opshub_logs (
     "timestamp" TIMESTAMP NOT NULL,
     timestamp_ns BIGINT NOT NULL,
-    source VARCHAR USING COMPRESSION dictionary,
-    container_name VARCHAR USING COMPRESSION dictionary,
-    container_id VARCHAR USING COMPRESSION dictionary,
-    level VARCHAR USING COMPRESSION dictionary,
-    category VARCHAR USING COMPRESSION dictionary,
+    source VARCHAR,
+    container_name VARCHAR,
+    container_id VARCHAR,
+    level VARCHAR,
+    category VARCHAR,
     message VARCHAR,
-    labels JSON USING COMPRESSION dictionary,
+    labels JSON,
     attributes JSON
   )`,
   `CREATE TABLE IF NOT EXISTS opshub_metrics (
