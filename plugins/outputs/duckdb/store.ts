@@ -42,7 +42,9 @@ function sameLabels(a: Record<string, string>, b: Record<string, string> | undef
   if (!b) return false;
   let n = 0;
   for (const k in a) {
-    if (a[k] !== b[k]) return false;
+    const v = a[k];
+    // An undefined value is not a missing key: the count below would take {b: undefined} for {a: '1'}.
+    if (v !== b[k] || (v === undefined && !Object.hasOwn(b, k))) return false;
     n++;
   }
   for (const _ in b) n--;

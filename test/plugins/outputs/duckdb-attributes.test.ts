@@ -37,10 +37,14 @@ test('labels JSON is that of the labels given, whichever sets interleave and wha
     { container: 'a' },
     { stream: 'stdout', container: 'a' },
     { container: 'a', stream: 'stdout' },
+    { a: '1' },
+    { b: undefined as unknown as string },
+    { x: '1', y: '2' },
+    { x: '1', z: undefined as unknown as string },
   ];
   for (const labels of sets) {
     const given = { ...labels };
-    assert.deepEqual(JSON.parse(cache.of(given)), labels);
+    assert.deepEqual(JSON.parse(cache.of(given)), JSON.parse(JSON.stringify(labels)));
     given.container = 'changed'; // the event's object, changed after the write
   }
 });
