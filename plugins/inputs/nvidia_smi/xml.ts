@@ -5,6 +5,8 @@
 // nvidia-smi's flat, machine-written documents, and strict about structure:
 // a mismatched or unclosed tag (e.g. output cut short by a timeout) throws.
 
+import { own } from '../../../core/own.ts';
+
 export interface XmlElement {
   name: string;
   attributes: Record<string, string>;
@@ -27,7 +29,7 @@ export function decodeEntities(text: string): string {
       const code = ref[1] === 'x' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
       return Number.isFinite(code) && code >= 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
     }
-    return Object.hasOwn(ENTITIES, ref) ? ENTITIES[ref]! : whole; // not `&constructor;` from the prototype
+    return own(ENTITIES, ref) ?? whole; // not `&constructor;` from the prototype
   });
 }
 

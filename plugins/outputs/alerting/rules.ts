@@ -175,7 +175,7 @@ export const DEFAULT_RULE_NAMES = DEFAULT_RULES.map((r) => r.name);
 // --- compiling ------------------------------------------------------------------------
 
 export function opOf(condition: string): Op {
-  const op = Object.hasOwn(CONDITION_WORDS, condition) ? CONDITION_WORDS[condition] : undefined;
+  const op = own(CONDITION_WORDS, condition);
   if (!op) throw new RuleError([`condition must be one of ${Object.keys(CONDITION_WORDS).join(', ')}`]);
   return op;
 }

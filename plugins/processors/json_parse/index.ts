@@ -6,6 +6,7 @@
 
 import { parseRfc3339Ns, type Event, type Level, type LogEvent } from '../../../core/events.ts';
 import type { PluginDefinition, Processor } from '../../../core/plugin.ts';
+import { own, setOwn } from '../../../core/own.ts';
 import { parseSize } from '../../../core/units.ts';
 import { levelFromNumber, levelFromWord } from '../../common/levels.ts';
 
@@ -137,11 +138,8 @@ export function createJsonParse(config: JsonParseConfig): Processor {
     for (const k in data) {
       if (taken.has(k)) continue;
       const name = rename.get(k) ?? k;
-      // Own properties only: a key such as "constructor" is data, not Object.prototype's member.
-      if (Object.hasOwn(attrs, name) && attrs[name] !== undefined) continue;
-      // "__proto__" assigned would replace the object's prototype instead.
-      if (name === '__proto__') Object.defineProperty(attrs, name, { value: data[k], enumerable: true, writable: true, configurable: true });
-      else attrs[name] = data[k];
+      // A key such as "constructor" or "__proto__" is data, not Object.prototype's member.
+      if (own(attrs, name) === undefined) setOwn(attrs, name, data[k]);
     }
     if (config.keep_raw) attrs.raw_log = raw;
   };
