@@ -528,6 +528,8 @@ export class DockerLogsInput implements ServiceInput {
       }
       void f.open();
     }
+    // Containers removed while the events stream was down: their destroy event was missed.
+    for (const [id, f] of this.followers) if (!present.has(id)) f.onDestroy();
     await ended;
   }
 
