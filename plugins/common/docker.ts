@@ -2,6 +2,7 @@
 // TCP with TLS), and choosing containers by name and label.
 
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import os from 'node:os';
 import Docker from 'dockerode';
 import { own } from '../../core/own.ts';
@@ -34,7 +35,7 @@ export const dockerConnectionSchema = {
   tls_ca: { type: 'string', default: '', description: 'CA certificate file for a tcp:// endpoint with TLS (as with `docker --tlsverify`). Setting tls_cert/tls_key/tls_ca switches to https.' },
   tls_cert: { type: 'string', default: '', description: 'Client certificate file for a TLS tcp:// endpoint.' },
   tls_key: { type: 'string', default: '', description: 'Client key file for a TLS tcp:// endpoint.' },
-  api_timeout: { type: 'string', format: 'duration', default: '10s', description: 'Timeout of one Engine API request (not of log streams).' },
+  api_timeout: { type: 'string', format: 'duration', default: '10s', description: 'Timeout of one Engine API request, until its response begins; the events and log streams that follow may stay quiet for longer.' },
 } as const;
 
 export const containerFilterSchema = {
@@ -89,6 +90,20 @@ export function dockerOptions(cfg: DockerConnectionConfig, env: NodeJS.ProcessEn
     cert: read(cfg.tls_cert),
     key: read(cfg.tls_key),
   };
+}
+
+/**
+ * Lifts api_timeout off a streaming response (events, followed logs).
+ * dockerode's timeout is the socket's inactivity timeout, so it would also
+ * cut a stream that is merely quiet; it stays in force until the response
+ * headers arrive, which bounds a hung request.
+ */
+export function untimed<T extends NodeJS.ReadableStream>(stream: T): T {
+  const socket = (stream as { socket?: Socket }).socket;
+  socket?.setTimeout(0);
+  // Over tcp://, a peer that vanished without closing is still noticed (a no-op on unix sockets).
+  socket?.setKeepAlive(true, 30_000);
+  return stream;
 }
 
 /** A printable name of the endpoint, for messages. */
