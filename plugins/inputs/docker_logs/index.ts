@@ -15,7 +15,7 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { backoffDelay, sleep } from '../../../core/backoff.ts';
 import { CheckpointFile } from '../../../core/checkpoint.ts';
-import { parseRfc3339Ns, type LogEvent } from '../../../core/events.ts';
+import { formatNs, parseRfc3339Ns, type LogEvent } from '../../../core/events.ts';
 import { errorMessage } from '../../../core/log.ts';
 import type { Accumulator, Checkpoint, PluginContext, PluginDefinition, ServiceInput } from '../../../core/plugin.ts';
 import { parseDuration, parseSize } from '../../../core/units.ts';
@@ -35,7 +35,7 @@ import {
   type ContainerFilterConfig,
   type DockerConnectionConfig,
 } from '../../common/docker.ts';
-import { LogStreamParser, looksMultiplexed, type ParsedLine } from './parse.ts';
+import { LogStreamParser, looksMultiplexed, type JoinedAfter, type ParsedLine } from './parse.ts';
 import { PositionTracker, isAhead, sinceParam, type SavedPosition } from './position.ts';
 
 export interface DockerLogsConfig extends DockerConnectionConfig, ContainerFilterConfig {
@@ -102,6 +102,8 @@ class Follower {
   tty: boolean | undefined = false;
   labels: Record<string, string> = {};
   private tracker?: PositionTracker;
+  /** TTY: the last line read ended without newline, so the next run's first line is joined to it in the log. */
+  private tail?: JoinedAfter;
   private stream?: NodeJS.ReadableStream & { destroy?: () => void };
   private opening = false;
   /** A start event came while a stream's end was being handled: follow again after. */
@@ -184,6 +186,7 @@ class Follower {
       if (this.tracker) start = { saved: this.tracker.position() };
       else {
         start = info ? o.startFor(this.id, info) : { floor: 0n };
+        if (start && 'saved' in start && start.saved.tail) this.tail = { stamp: formatNs(BigInt(start.saved.hwm)), bytes: start.saved.tail };
         if (!start) {
           this.idle = true;
           return discard(early);
@@ -259,6 +262,7 @@ class Follower {
       tty: this.tty ?? !looksMultiplexed(first),
       maxLineBytes: o.maxLineBytes,
       onLine: (line) => this.line(line, tracker),
+      joinedAfter: this.tail,
       onEngineError: (text) => {
         // The engine could not read the log (e.g. removed meanwhile): as good as a failed open.
         this.openFailed = true;
@@ -347,7 +351,10 @@ class Follower {
       labels: { ...this.labels, stream: line.stream },
       attributes,
     });
-    this.positions.push({ input: o.ctx.id, key: this.id, value: tracker.position(), order: tracker.order() });
+    const position = tracker.position();
+    this.tail = line.unterminated === undefined ? undefined : { stamp: formatNs(line.ts), bytes: line.unterminated };
+    if (this.tail && position.hwm === line.ts.toString()) position.tail = this.tail.bytes;
+    this.positions.push({ input: o.ctx.id, key: this.id, value: position, order: tracker.order() });
     if (this.events.length >= EMIT_LINES) this.flush();
   }
 

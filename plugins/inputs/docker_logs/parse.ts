@@ -25,6 +25,19 @@ export interface ParsedLine {
   text: string;
   /** The line was longer than max_line_bytes and was cut. */
   truncated: boolean;
+  /**
+   * TTY only: the line ended without newline when the stream ended, with
+   * this many bytes. The container's next run is joined to it in the log.
+   */
+  unterminated?: number;
+}
+
+/** A TTY line read before as unterminated: where, in a replay, the next run's first message begins. */
+export interface JoinedAfter {
+  /** The line's timestamp as the engine writes it. */
+  stamp: string;
+  /** Its length in bytes. */
+  bytes: number;
 }
 
 /** Docker's copier buffer: longer lines arrive in pieces of exactly this size. */
@@ -34,6 +47,8 @@ interface Partial {
   ts: bigint;
   chunks: Buffer[];
   bytes: number;
+  /** Content bytes received, including any cut at max_line_bytes. */
+  raw: number;
   truncated: boolean;
 }
 
@@ -41,6 +56,14 @@ const NL = 0x0a;
 const CR = 0x0d;
 const SP = 0x20;
 const EMPTY = Buffer.alloc(0);
+
+/** Whether data[at] begins the engine's timestamp and its space: "2026-11-23T12:00:00.123456789Z ". */
+function startsWithStamp(data: Buffer, at: number): boolean {
+  if (data.length - at < 31 || data[at + 30] !== SP || data[at + 29] !== 0x5a) return false;
+  return STAMP.test(data.toString('latin1', at, at + 30));
+}
+
+const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/;
 
 /**
  * Whether a log stream's first bytes are a multiplexed frame header (stream
@@ -66,8 +89,23 @@ export class LogStreamParser {
       onLine: (line: ParsedLine) => void;
       /** Errors the engine reports in-band (multiplexed stream 3). */
       onEngineError?: (text: string) => void;
+      /**
+       * TTY: the last line read before ended without newline. The raw stream
+       * then runs the container's next output into it ("<ts1> rest<ts2> next\n"),
+       * so a replay cuts that message after the known bytes.
+       */
+      joinedAfter?: JoinedAfter;
     },
-  ) {}
+  ) {
+    if (opts.joinedAfter) {
+      this.joined = { ...opts.joinedAfter };
+      this.joinedTs = parseRfc3339Ns(opts.joinedAfter.stamp) ?? 0n;
+    }
+  }
+
+  private joined?: JoinedAfter;
+  private joinedTs = 0n;
+  private ending = false;
 
   push(chunk: Buffer): void {
     const data = this.rest.length ? Buffer.concat([this.rest, chunk]) : chunk;
@@ -79,6 +117,7 @@ export class LogStreamParser {
 
   /** The stream ended: whatever is left is the container's last, unterminated output. */
   end(): void {
+    this.ending = true;
     if (this.opts.tty && this.rest.length) this.parseRaw(this.rest, true);
     this.rest = EMPTY;
     for (const stream of ['stdout', 'stderr'] as const) this.flushPartial(stream);
@@ -120,10 +159,33 @@ export class LogStreamParser {
       if (nl >= 0) end = contentStart + nl + 1;
       else if (limit - contentStart === DOCKER_PIECE_BYTES || atEnd) end = limit;
       else break; // the piece is not complete yet
+      if (this.joined) end = this.cutJoined(data, off, sp, contentStart, end);
       this.message('stdout', data, off, end);
       off = end;
     }
     return off;
+  }
+
+  /**
+   * While replaying up to the line read before as unterminated: the end of
+   * the message at [off, end), cut where the next run's first message begins
+   * inside it. A 16 KiB piece of that line counts down its bytes.
+   */
+  private cutJoined(data: Buffer, off: number, sp: number, contentStart: number, end: number): number {
+    const j = this.joined!;
+    if (sp - off !== j.stamp.length || data.toString('latin1', off, sp) !== j.stamp) {
+      // A later message and no join (the line did get its newline): nothing to cut.
+      const ts = this.timestamp(data.toString('latin1', off, sp));
+      if (ts !== undefined && ts > this.joinedTs) this.joined = undefined;
+      return end;
+    }
+    const cut = contentStart + j.bytes;
+    if (j.bytes >= DOCKER_PIECE_BYTES) {
+      j.bytes -= end - contentStart;
+      return end;
+    }
+    this.joined = undefined;
+    return cut < end && startsWithStamp(data, cut) ? cut : end;
   }
 
   /** One log message: "<ts> <content>" in data[start, end). */
@@ -147,7 +209,7 @@ export class LogStreamParser {
       return;
     }
     if (!p) {
-      p = { ts, chunks: [], bytes: 0, truncated: false };
+      p = { ts, chunks: [], bytes: 0, raw: 0, truncated: false };
       this.partial[stream] = p;
     }
     this.append(p, data, contentStart, complete ? end - 1 : end);
@@ -171,6 +233,7 @@ export class LogStreamParser {
   }
 
   private append(p: Partial, data: Buffer, start: number, end: number): void {
+    p.raw += end - start;
     const room = this.opts.maxLineBytes - p.bytes;
     const take = Math.min(room, end - start);
     if (take < end - start) p.truncated = true;
@@ -185,17 +248,20 @@ export class LogStreamParser {
     if (!p) return;
     this.partial[stream] = undefined;
     const buf = p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.bytes);
-    this.emitSlice(stream, p.ts, buf, 0, buf.length, p.truncated);
+    // At the end of a TTY stream a pending line is the container's last output, left without newline.
+    this.emitSlice(stream, p.ts, buf, 0, buf.length, p.truncated, this.ending && this.opts.tty ? p.raw : undefined);
   }
 
-  private emitSlice(stream: StreamName, ts: bigint, data: Buffer, start: number, end: number, truncated = false): void {
+  private emitSlice(stream: StreamName, ts: bigint, data: Buffer, start: number, end: number, truncated = false, unterminated?: number): void {
     if (end > start && data[end - 1] === CR) end--;
     if (end - start > this.opts.maxLineBytes) {
       end = start + this.opts.maxLineBytes;
       truncated = true;
     }
     if (truncated) end = utf8Boundary(data, start, end);
-    this.opts.onLine({ stream, ts, text: data.toString('utf8', start, end), truncated });
+    const line: ParsedLine = { stream, ts, text: data.toString('utf8', start, end), truncated };
+    if (unterminated !== undefined) line.unterminated = unterminated;
+    this.opts.onLine(line);
   }
 }
 

@@ -29,6 +29,8 @@ export interface SavedPosition {
   hwm: string;
   /** Lines read since the high-water mark last rose. */
   k: number;
+  /** TTY: the last line read had no newline when its stream ended, and this many bytes (see JoinedAfter). */
+  tail?: number;
 }
 
 export const SLACK_NS = 1_000_000_000n;

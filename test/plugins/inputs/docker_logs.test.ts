@@ -371,3 +371,36 @@ test('a container stopped and started again while the agent runs: its next run i
     assert.deepEqual(got.sort(), want.sort());
   });
 });
+
+test('TTY: a run that ended without newline, started again with the agent running and with it restarted: the next runs are read whole', async () => {
+  // The raw TTY log runs the next run's first line into the unterminated one; a replay must not skip it with it.
+  const name = uniqueName('opshub-test-ttyjoin');
+  const data = tempDir();
+  try {
+    const text = yaml({ include: [`^${name}$`] });
+    const seen: string[] = [];
+    let c: Awaited<ReturnType<typeof runContainer>> | undefined;
+    await withAgent(text, async (_a, events) => {
+      c = await runContainer('echo line; printf prompt', { name, tty: true });
+      await waitExited(c);
+      await waitFor(() => logsOf(events, name).length === 2, 15_000, 'first run');
+      await new Promise((r) => setTimeout(r, 300)); // the position is saved
+      await c.start();
+      await waitExited(c);
+      await waitFor(() => logsOf(events, name).length >= 4, 15_000, 'second run');
+      await new Promise((r) => setTimeout(r, 300));
+      seen.push(...logsOf(events, name).map((e) => e.message));
+    }, data.dir);
+    // Started again while the agent is down: the saved position carries the unterminated line's length.
+    await c!.start();
+    await waitExited(c!);
+    await withAgent(text, async (_a, events) => {
+      await waitFor(() => logsOf(events, name).length >= 2, 15_000, 'third run');
+      await new Promise((r) => setTimeout(r, 300));
+      seen.push(...logsOf(events, name).map((e) => e.message));
+    }, data.dir);
+    assert.deepEqual(seen, ['line', 'prompt', 'line', 'prompt', 'line', 'prompt']);
+  } finally {
+    data.cleanup();
+  }
+});

@@ -86,6 +86,48 @@ test('TTY stream: raw messages with 16 KiB pieces glued together are split and m
   }
 });
 
+test('TTY: a last line without newline is marked; a replay that runs the next run into it is cut after its bytes', () => {
+  // The first run ended on an unterminated line; the raw log runs the next run's first message into it.
+  const first = Buffer.from(msg(BASE, 'one\r\n') + msg(BASE + 1n, 'prompt> '));
+  const lines = parseAll([first], true);
+  assert.deepEqual(
+    lines.map((l) => [l.text, l.unterminated]),
+    [['one', undefined], ['prompt> ', 8]],
+  );
+  const stamp = formatNs(BASE + 1n);
+  const replayOf = (tail: string) => Buffer.from(msg(BASE, 'one\r\n') + msg(BASE + 1n, tail) + msg(BASE + 5n, 'next run\r\n') + msg(BASE + 6n, 'more\r\n'));
+  const parse = (chunks: Buffer[], joinedAfter?: { stamp: string; bytes: number }) => {
+    const out: ParsedLine[] = [];
+    const p = new LogStreamParser({ tty: true, maxLineBytes: 1 << 20, onLine: (l) => out.push(l), joinedAfter });
+    for (const c of chunks) p.push(c);
+    p.end();
+    return out.map((l) => [l.ts, l.text]);
+  };
+  for (const chunks of splits(replayOf('prompt> '))) {
+    assert.deepEqual(parse(chunks, { stamp, bytes: 8 }), [
+      [BASE, 'one'],
+      [BASE + 1n, 'prompt> '],
+      [BASE + 5n, 'next run'],
+      [BASE + 6n, 'more'],
+    ]);
+  }
+  // Without the hint the two are one line, stamped with the first one's time (what a tracker would skip).
+  assert.deepEqual(parse([replayOf('prompt> ')]).slice(1, 2), [[BASE + 1n, `prompt> ${formatNs(BASE + 5n)} next run`]]);
+  // A tail longer than a 16 KiB piece: the pieces count down its bytes.
+  const long = 'z'.repeat(16384 + 100);
+  const longReplay = Buffer.from(msg(BASE + 1n, piece('z')) + msg(BASE + 1n, 'z'.repeat(100)) + msg(BASE + 5n, 'next run\r\n'));
+  assert.deepEqual(parse(splits(longReplay)[0]!, { stamp, bytes: long.length }), [
+    [BASE + 1n, long],
+    [BASE + 5n, 'next run'],
+  ]);
+  // The hint is only taken where the next message really begins: content that merely goes on is left whole.
+  const noJoin = Buffer.from(msg(BASE + 1n, 'prompt> typed\r\n') + msg(BASE + 5n, 'next run\r\n'));
+  assert.deepEqual(parse([noJoin], { stamp, bytes: 8 }), [
+    [BASE + 1n, 'prompt> typed'],
+    [BASE + 5n, 'next run'],
+  ]);
+});
+
 test('a stream is told multiplexed or TTY from its first bytes (for a container gone before it could be inspected)', () => {
   const ts = '2026-03-11T06:48:58.120000000Z ';
   assert.equal(looksMultiplexed(frame(1, `${ts}hello\n`)), true);
