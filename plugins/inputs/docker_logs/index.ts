@@ -15,7 +15,7 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { backoffDelay, sleep } from '../../../core/backoff.ts';
 import { CheckpointFile } from '../../../core/checkpoint.ts';
-import { formatNs, parseRfc3339Ns, type LogEvent } from '../../../core/events.ts';
+import { parseRfc3339Ns, type LogEvent } from '../../../core/events.ts';
 import { errorMessage } from '../../../core/log.ts';
 import type { Accumulator, Checkpoint, PluginContext, PluginDefinition, ServiceInput } from '../../../core/plugin.ts';
 import { parseDuration, parseSize } from '../../../core/units.ts';
@@ -102,8 +102,8 @@ class Follower {
   tty: boolean | undefined = false;
   labels: Record<string, string> = {};
   private tracker?: PositionTracker;
-  /** TTY: the last line read ended without newline, so the next run's first line is joined to it in the log. */
-  private tail?: JoinedAfter;
+  /** TTY: recent lines that ended without newline; the next run's first line is joined to each in the log. */
+  private unterminated: JoinedAfter[] = [];
   private stream?: NodeJS.ReadableStream & { destroy?: () => void };
   private opening = false;
   /** A start event came while a stream's end was being handled: follow again after. */
@@ -151,6 +151,7 @@ class Follower {
     if (this.opening && started) this.startedMeanwhile = true;
     if (this.stream || this.opening || this.destroyed || this.unreadable || o.stopped) return;
     this.opening = true;
+    this.startedMeanwhile = false;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     let early: Promise<LogStream> | undefined;
@@ -183,10 +184,11 @@ class Follower {
         return discard(early);
       }
       let start: Start | undefined;
-      if (this.tracker) start = { saved: this.tracker.position() };
+      if (this.tracker) start = this.tracker.waitsForFirstLine ? { tail: o.config.tail } : { saved: this.tracker.position() };
       else {
         start = info ? o.startFor(this.id, info) : { floor: 0n };
-        if (start && 'saved' in start && start.saved.tail) this.tail = { stamp: formatNs(BigInt(start.saved.hwm)), bytes: start.saved.tail };
+        const saved = start && 'saved' in start ? start.saved.unterminated : undefined;
+        if (Array.isArray(saved)) this.unterminated = saved.map((u) => ({ ts: BigInt(u.ts), bytes: u.bytes }));
         if (!start) {
           this.idle = true;
           return discard(early);
@@ -222,6 +224,8 @@ class Follower {
       this.opening = false;
       this.requesting = false;
     }
+    // A start event came while this open looked (it may have seen the container still stopped): look again.
+    if (this.startedMeanwhile && !this.stream && !this.destroyed && !o.stopped) this.schedule(0);
   }
 
   private attach(stream: NodeJS.ReadableStream & { destroy: () => void }, tracker: PositionTracker): void {
@@ -262,7 +266,7 @@ class Follower {
       tty: this.tty ?? !looksMultiplexed(first),
       maxLineBytes: o.maxLineBytes,
       onLine: (line) => this.line(line, tracker),
-      joinedAfter: this.tail,
+      joinedAfter: this.unterminated,
       onEngineError: (text) => {
         // The engine could not read the log (e.g. removed meanwhile): as good as a failed open.
         this.openFailed = true;
@@ -290,8 +294,10 @@ class Follower {
     let running = false;
     let failure: unknown;
     try {
+      if (o.stopped) return;
       const info = await o.docker!.getContainer(this.id).inspect();
-      running = !!info.State?.Running;
+      // Waiting to be restarted by its policy counts as stopped: its log has no live writer.
+      running = !!info.State?.Running && !info.State?.Restarting;
       if (!running && !o.stopped) await this.readRest(tracker);
     } catch (err) {
       const status = statusOf(err);
@@ -318,9 +324,12 @@ class Follower {
   /** Reads a stopped container's log from the position to its end, not followed. */
   private async readRest(tracker: PositionTracker): Promise<void> {
     // A replay needs a tracker resumed from the position: it knows how many lines at `since` to skip.
-    const replay = new PositionTracker({ saved: tracker.position() });
+    // One that began with `tail` and read nothing has no position: the same tail again.
+    const fromTail = tracker.waitsForFirstLine;
+    const replay = fromTail ? new PositionTracker({ floorFromFirstLine: true }) : new PositionTracker({ saved: tracker.position() });
     const query: Record<string, unknown> = { ...FOLLOW, follow: false };
-    if (replay.openSince > 0n) query.since = sinceParam(replay.openSince);
+    if (fromTail) query.tail = this.owner.config.tail;
+    else if (replay.openSince > 0n) query.since = sinceParam(replay.openSince);
     const body: unknown = await this.owner.docker!.getContainer(this.id).logs(query as any);
     if (!Buffer.isBuffer(body)) throw new Error('the engine did not answer with a log');
     if (this.owner.stopped) return;
@@ -352,8 +361,13 @@ class Follower {
       attributes,
     });
     const position = tracker.position();
-    this.tail = line.unterminated === undefined ? undefined : { stamp: formatNs(line.ts), bytes: line.unterminated };
-    if (this.tail && position.hwm === line.ts.toString()) position.tail = this.tail.bytes;
+    if (line.unterminated !== undefined && !this.unterminated.some((u) => u.ts === line.ts)) this.unterminated.push({ ts: line.ts, bytes: line.unterminated });
+    if (this.unterminated.length) {
+      // Kept while a replay may begin before them: such a replay must be cut there too.
+      const since = BigInt(position.since);
+      this.unterminated = this.unterminated.filter((u) => u.ts >= since);
+      if (this.unterminated.length) position.unterminated = this.unterminated.map((u) => ({ ts: u.ts.toString(), bytes: u.bytes }));
+    }
     this.positions.push({ input: o.ctx.id, key: this.id, value: position, order: tracker.order() });
     if (this.events.length >= EMIT_LINES) this.flush();
   }

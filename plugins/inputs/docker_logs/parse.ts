@@ -34,8 +34,8 @@ export interface ParsedLine {
 
 /** A TTY line read before as unterminated: where, in a replay, the next run's first message begins. */
 export interface JoinedAfter {
-  /** The line's timestamp as the engine writes it. */
-  stamp: string;
+  /** The line's timestamp (ns since the epoch). */
+  ts: bigint;
   /** Its length in bytes. */
   bytes: number;
 }
@@ -59,11 +59,11 @@ const EMPTY = Buffer.alloc(0);
 
 /** Whether data[at] begins the engine's timestamp and its space: "2026-11-23T12:00:00.123456789Z ". */
 function startsWithStamp(data: Buffer, at: number): boolean {
-  if (data.length - at < 31 || data[at + 30] !== SP || data[at + 29] !== 0x5a) return false;
-  return STAMP.test(data.toString('latin1', at, at + 30));
+  return STAMP.test(data.toString('latin1', at, at + 36));
 }
 
-const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/;
+// With "Z", or with an offset: Docker 20.10's local driver keeps the daemon's zone.
+const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(?:Z|[+-]\d\d:\d\d) /;
 
 /**
  * Whether a log stream's first bytes are a multiplexed frame header (stream
@@ -90,21 +90,23 @@ export class LogStreamParser {
       /** Errors the engine reports in-band (multiplexed stream 3). */
       onEngineError?: (text: string) => void;
       /**
-       * TTY: the last line read before ended without newline. The raw stream
-       * then runs the container's next output into it ("<ts1> rest<ts2> next\n"),
-       * so a replay cuts that message after the known bytes.
+       * TTY: lines read before that ended without newline. The raw stream
+       * runs the container's next output into such a line ("<ts1> rest<ts2>
+       * next\n", as long as both are in the range asked for), so a replay
+       * cuts those messages after the known bytes.
        */
-      joinedAfter?: JoinedAfter;
+      joinedAfter?: readonly JoinedAfter[];
     },
   ) {
-    if (opts.joinedAfter) {
-      this.joined = { ...opts.joinedAfter };
-      this.joinedTs = parseRfc3339Ns(opts.joinedAfter.stamp) ?? 0n;
+    if (opts.joinedAfter?.length) {
+      this.joined = new Map(opts.joinedAfter.map((j) => [j.ts, j.bytes]));
+      this.lastJoined = opts.joinedAfter.reduce((max, j) => (j.ts > max ? j.ts : max), 0n);
     }
   }
 
-  private joined?: JoinedAfter;
-  private joinedTs = 0n;
+  /** Timestamp → bytes still to come of that unterminated line; cleared once the replay is past them. */
+  private joined?: Map<bigint, number>;
+  private lastJoined = 0n;
   private ending = false;
 
   push(chunk: Buffer): void {
@@ -172,19 +174,20 @@ export class LogStreamParser {
    * inside it. A 16 KiB piece of that line counts down its bytes.
    */
   private cutJoined(data: Buffer, off: number, sp: number, contentStart: number, end: number): number {
-    const j = this.joined!;
-    if (sp - off !== j.stamp.length || data.toString('latin1', off, sp) !== j.stamp) {
-      // A later message and no join (the line did get its newline): nothing to cut.
-      const ts = this.timestamp(data.toString('latin1', off, sp));
-      if (ts !== undefined && ts > this.joinedTs) this.joined = undefined;
+    const joined = this.joined!;
+    const ts = this.timestamp(data.toString('latin1', off, sp));
+    if (ts === undefined) return end;
+    const bytes = joined.get(ts);
+    if (bytes === undefined) {
+      if (ts > this.lastJoined) this.joined = undefined; // past them all
       return end;
     }
-    const cut = contentStart + j.bytes;
-    if (j.bytes >= DOCKER_PIECE_BYTES) {
-      j.bytes -= end - contentStart;
+    if (bytes >= DOCKER_PIECE_BYTES) {
+      joined.set(ts, bytes - (end - contentStart));
       return end;
     }
-    this.joined = undefined;
+    joined.delete(ts);
+    const cut = contentStart + bytes;
     return cut < end && startsWithStamp(data, cut) ? cut : end;
   }
 

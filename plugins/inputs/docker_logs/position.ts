@@ -29,8 +29,8 @@ export interface SavedPosition {
   hwm: string;
   /** Lines read since the high-water mark last rose. */
   k: number;
-  /** TTY: the last line read had no newline when its stream ended, and this many bytes (see JoinedAfter). */
-  tail?: number;
+  /** TTY: lines read at or after `since` that had no newline when their stream ended: timestamp (ns) and length (see JoinedAfter). */
+  unterminated?: Array<{ ts: string; bytes: number }>;
 }
 
 export const SLACK_NS = 1_000_000_000n;
@@ -81,6 +81,11 @@ export class PositionTracker {
     } else {
       this.floor = start.floor ?? 0n;
     }
+  }
+
+  /** Began with `tail` and has read no line yet: it has no position to resume from. */
+  get waitsForFirstLine(): boolean {
+    return this.floorFromFirst;
   }
 
   /** The `since` to open the log with. */

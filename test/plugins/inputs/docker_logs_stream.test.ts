@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LogStreamParser, looksMultiplexed, type ParsedLine } from '../../../plugins/inputs/docker_logs/parse.ts';
+import { LogStreamParser, looksMultiplexed, type JoinedAfter, type ParsedLine } from '../../../plugins/inputs/docker_logs/parse.ts';
 import { PositionTracker, SLACK_NS } from '../../../plugins/inputs/docker_logs/position.ts';
 import { formatNs } from '../../../core/events.ts';
 
@@ -94,17 +94,16 @@ test('TTY: a last line without newline is marked; a replay that runs the next ru
     lines.map((l) => [l.text, l.unterminated]),
     [['one', undefined], ['prompt> ', 8]],
   );
-  const stamp = formatNs(BASE + 1n);
   const replayOf = (tail: string) => Buffer.from(msg(BASE, 'one\r\n') + msg(BASE + 1n, tail) + msg(BASE + 5n, 'next run\r\n') + msg(BASE + 6n, 'more\r\n'));
-  const parse = (chunks: Buffer[], joinedAfter?: { stamp: string; bytes: number }) => {
+  const parse = (chunks: Buffer[], joined?: JoinedAfter) => {
     const out: ParsedLine[] = [];
-    const p = new LogStreamParser({ tty: true, maxLineBytes: 1 << 20, onLine: (l) => out.push(l), joinedAfter });
+    const p = new LogStreamParser({ tty: true, maxLineBytes: 1 << 20, onLine: (l) => out.push(l), joinedAfter: joined && [joined] });
     for (const c of chunks) p.push(c);
     p.end();
     return out.map((l) => [l.ts, l.text]);
   };
   for (const chunks of splits(replayOf('prompt> '))) {
-    assert.deepEqual(parse(chunks, { stamp, bytes: 8 }), [
+    assert.deepEqual(parse(chunks, { ts: BASE + 1n, bytes: 8 }), [
       [BASE, 'one'],
       [BASE + 1n, 'prompt> '],
       [BASE + 5n, 'next run'],
@@ -116,13 +115,27 @@ test('TTY: a last line without newline is marked; a replay that runs the next ru
   // A tail longer than a 16 KiB piece: the pieces count down its bytes.
   const long = 'z'.repeat(16384 + 100);
   const longReplay = Buffer.from(msg(BASE + 1n, piece('z')) + msg(BASE + 1n, 'z'.repeat(100)) + msg(BASE + 5n, 'next run\r\n'));
-  assert.deepEqual(parse(splits(longReplay)[0]!, { stamp, bytes: long.length }), [
+  assert.deepEqual(parse(splits(longReplay)[0]!, { ts: BASE + 1n, bytes: long.length }), [
     [BASE + 1n, long],
+    [BASE + 5n, 'next run'],
+  ]);
+  // Two runs that each ended unterminated, both in the replay: each is cut.
+  const twice = Buffer.from(msg(BASE + 1n, 'p1') + msg(BASE + 2n, 'run two\r\n') + msg(BASE + 3n, 'p2') + msg(BASE + 4n, 'run three\r\n'));
+  const out: ParsedLine[] = [];
+  const p2 = new LogStreamParser({ tty: true, maxLineBytes: 1 << 20, onLine: (l) => out.push(l), joinedAfter: [{ ts: BASE + 1n, bytes: 2 }, { ts: BASE + 3n, bytes: 2 }] });
+  p2.push(twice);
+  p2.end();
+  assert.deepEqual(out.map((l) => l.text), ['p1', 'run two', 'p2', 'run three']);
+  // Docker 20.10's local driver writes the daemon's zone: the same instants, with an offset.
+  const zoned = (ts: bigint) => formatNs(ts + 3_600_000_000_000n).replace('Z', '+01:00');
+  const zonedReplay = Buffer.from(`${zoned(BASE + 1n)} prompt> ${zoned(BASE + 5n)} next run\r\n`);
+  assert.deepEqual(parse([zonedReplay], { ts: BASE + 1n, bytes: 8 }), [
+    [BASE + 1n, 'prompt> '],
     [BASE + 5n, 'next run'],
   ]);
   // The hint is only taken where the next message really begins: content that merely goes on is left whole.
   const noJoin = Buffer.from(msg(BASE + 1n, 'prompt> typed\r\n') + msg(BASE + 5n, 'next run\r\n'));
-  assert.deepEqual(parse([noJoin], { stamp, bytes: 8 }), [
+  assert.deepEqual(parse([noJoin], { ts: BASE + 1n, bytes: 8 }), [
     [BASE + 1n, 'prompt> typed'],
     [BASE + 5n, 'next run'],
   ]);
