@@ -90,6 +90,21 @@ function startedAs(id: string, attributes: Record<string, string> | undefined): 
   return { name: containerName(name, id), image: image ?? '', labels };
 }
 
+/** The reading position a start gives (a tail start takes its floor from the first line it reads). */
+function trackerFor(start: Start): PositionTracker {
+  if ('saved' in start) return new PositionTracker({ saved: start.saved });
+  if ('floor' in start) return new PositionTracker({ floor: start.floor });
+  return new PositionTracker({ floorFromFirstLine: true });
+}
+
+/** The logs query for a start, followed or not. */
+function logsQuery(start: Start, tracker: PositionTracker, follow: boolean): Record<string, unknown> {
+  const query: Record<string, unknown> = { ...FOLLOW, follow };
+  if ('tail' in start) query.tail = start.tail;
+  else if (tracker.openSince > 0n) query.since = sinceParam(tracker.openSince);
+  return query;
+}
+
 /** Drops a log stream that was asked for but is not used. */
 function discard(stream: Promise<LogStream> | undefined): void {
   stream?.then((s) => s.destroy(), () => undefined);
@@ -184,7 +199,7 @@ class Follower {
         return discard(early);
       }
       let start: Start | undefined;
-      if (this.tracker) start = this.tracker.waitsForFirstLine ? { tail: o.config.tail } : { saved: this.tracker.position() };
+      if (this.tracker) start = this.resumeFrom(this.tracker);
       else {
         start = info ? o.startFor(this.id, info) : { floor: 0n };
         const saved = start && 'saved' in start ? start.saved.unterminated : undefined;
@@ -195,20 +210,16 @@ class Follower {
         }
       }
       this.idle = false;
-      const tracker =
-        'saved' in start ? new PositionTracker({ saved: start.saved }) : 'floor' in start ? new PositionTracker({ floor: start.floor }) : new PositionTracker({ floorFromFirstLine: true });
+      const tracker = trackerFor(start);
       let stream: LogStream;
       this.requesting = true;
       if (early && 'floor' in start && start.floor === 0n) {
         // Read from the first line, as asked early. (Any other start asks again: an old container's whole log is not fetched to be dropped.)
-        stream = untimed(await early);
+        stream = await early;
       } else {
         discard(early);
         early = undefined;
-        const query: Record<string, unknown> = { ...FOLLOW };
-        if ('tail' in start) query.tail = start.tail;
-        else if (tracker.openSince > 0n) query.since = sinceParam(tracker.openSince);
-        stream = untimed((await container.logs(query as any)) as unknown as LogStream);
+        stream = (await container.logs(logsQuery(start, tracker, true) as any)) as unknown as LogStream;
       }
       this.requesting = false;
       if (o.stopped || (this.destroyed && !early)) {
@@ -231,7 +242,7 @@ class Follower {
   private attach(stream: NodeJS.ReadableStream & { destroy: () => void }, tracker: PositionTracker): void {
     const o = this.owner;
     const opened = Date.now();
-    this.stream = stream;
+    this.stream = untimed(stream);
     this.opens++;
     let parser: LogStreamParser | undefined;
     if (o.paused) stream.pause();
@@ -321,16 +332,20 @@ class Follower {
     void this.open();
   }
 
+  /**
+   * Where to read again after `tracker`: from its position (a resumed tracker
+   * knows how many lines at `since` to skip); one that began with `tail` and
+   * read nothing has no position, so the same tail again.
+   */
+  private resumeFrom(tracker: PositionTracker): Start {
+    return tracker.waitsForFirstLine ? { tail: this.owner.config.tail } : { saved: tracker.position() };
+  }
+
   /** Reads a stopped container's log from the position to its end, not followed. */
   private async readRest(tracker: PositionTracker): Promise<void> {
-    // A replay needs a tracker resumed from the position: it knows how many lines at `since` to skip.
-    // One that began with `tail` and read nothing has no position: the same tail again.
-    const fromTail = tracker.waitsForFirstLine;
-    const replay = fromTail ? new PositionTracker({ floorFromFirstLine: true }) : new PositionTracker({ saved: tracker.position() });
-    const query: Record<string, unknown> = { ...FOLLOW, follow: false };
-    if (fromTail) query.tail = this.owner.config.tail;
-    else if (replay.openSince > 0n) query.since = sinceParam(replay.openSince);
-    const body: unknown = await this.owner.docker!.getContainer(this.id).logs(query as any);
+    const start = this.resumeFrom(tracker);
+    const replay = trackerFor(start);
+    const body: unknown = await this.owner.docker!.getContainer(this.id).logs(logsQuery(start, replay, false) as any);
     if (!Buffer.isBuffer(body)) throw new Error('the engine did not answer with a log');
     if (this.owner.stopped) return;
     if (body.length > 0) {
@@ -361,7 +376,7 @@ class Follower {
       attributes,
     });
     const position = tracker.position();
-    if (line.unterminated !== undefined && !this.unterminated.some((u) => u.ts === line.ts)) this.unterminated.push({ ts: line.ts, bytes: line.unterminated });
+    if (line.unterminated !== undefined) this.unterminated.push({ ts: line.ts, bytes: line.unterminated });
     if (this.unterminated.length) {
       // Kept while a replay may begin before them: such a replay must be cut there too.
       const since = BigInt(position.since);
