@@ -304,23 +304,28 @@ class Follower {
     if (quick) await sleep(backoffDelay(this.failures, 100, 5000), o.signal);
     let running = false;
     let failure: unknown;
+    let gone = false;
     try {
       if (o.stopped) return;
       const info = await o.docker!.getContainer(this.id).inspect();
       // Waiting to be restarted by its policy counts as stopped: its log has no live writer.
       running = !!info.State?.Running && !info.State?.Restarting;
-      if (!running && !o.stopped) await this.readRest(tracker);
+      // Being removed (a --rm container): the engine refuses its log, so no request for it.
+      gone = info.State?.Dead === true || info.State?.Status === 'removing';
+      if (!running && !gone && !o.stopped) await this.readRest(tracker);
     } catch (err) {
       const status = statusOf(err);
-      if (status === 404 || (status === 409 && /dead or marked for removal/i.test(errorMessage(err)))) {
-        // Gone (a --rm container): the stream's own unterminated rest is its last output.
-        streamParser?.end();
-        this.destroyed = true;
-      } else failure = err; // the rest is read by a retry, from the position
+      if (status === 404 || (status === 409 && /dead or marked for removal/i.test(errorMessage(err)))) gone = true;
+      else failure = err; // the rest is read by a retry, from the position
     } finally {
       this.opening = false;
     }
     if (o.stopped) return;
+    if (gone) {
+      // The stream's own unterminated rest is its last output.
+      streamParser?.end();
+      this.destroyed = true;
+    }
     // Nothing follows for now, so the outputs need not wait for a fuller batch.
     this.flush();
     o.acc?.flush();
