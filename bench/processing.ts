@@ -3,6 +3,9 @@
 // ~150-byte lines from Open WebUI, Ollama, uvicorn, nginx, Postgres and
 // Keycloak. DuckDB runs with threads=1, so the work sits on one core (the JS
 // thread, plus DuckDB's commit on a libuv worker; CPU time is reported).
+// Batches are staged into transactions of COMMIT_EVENTS lines (the output's
+// commit_events, default one row group: 122,880), as the runtime does under
+// load; COMMIT_EVENTS=0 commits every batch on its own (as before 2026-12-04).
 // Prints lines/s, MiB/s and peak RSS. Run: npx tsx bench/processing.ts
 // (LINES=1000000 BATCH=10000 to change the run).
 
@@ -21,6 +24,7 @@ import { variedLines } from './support/flood.ts';
 
 const LINES = Number(process.env.LINES ?? 1_000_000);
 const BATCH = Number(process.env.BATCH ?? 10000);
+const COMMIT_EVENTS = Number(process.env.COMMIT_EVENTS ?? 122_880);
 
 // Distinct lines of about 150 bytes on average, as the target says, built from the classifier's samples.
 const POOL = 20_000;
@@ -36,6 +40,8 @@ const out = createDuckdb(
     archive_dir: '',
     archive_mode: 'daily',
     checkpoint_interval: '0',
+    commit_events: COMMIT_EVENTS,
+    commit_interval: '1h',
     memory_limit: '1GiB',
     wal_size: process.env.WAL_SIZE ?? '128MiB',
     threads: 1,
@@ -87,9 +93,19 @@ const t0 = performance.now();
 const cpu0 = process.cpuUsage();
 // One batch after another, each awaited: the work of a line is done on one
 // core at a time (the JS thread, then DuckDB's commit on a libuv worker).
-for (let done = 0; done < LINES; done += BATCH) {
-  const [events, wctx] = batch(Math.min(BATCH, LINES - done));
-  await out.write(events, wctx);
+// As the runtime does: batches of BATCH, cut short where a transaction reaches COMMIT_EVENTS.
+let staged = 0;
+for (let done = 0, n = 0; done < LINES; done += n) {
+  n = Math.min(BATCH, LINES - done, out.stage ? COMMIT_EVENTS - staged : BATCH);
+  const [events, wctx] = batch(n);
+  if (out.stage) {
+    await out.stage(events, wctx);
+    staged += n;
+    if (staged >= COMMIT_EVENTS || done + n >= LINES) {
+      await out.commit!();
+      staged = 0;
+    }
+  } else await out.write(events, wctx);
   const rss = process.memoryUsage().rss;
   if (rss > peakRss) peakRss = rss;
 }
@@ -102,7 +118,7 @@ rmSync(tmp, { recursive: true, force: true });
 
 const rate = LINES / seconds;
 const fmt = (x: number) => Math.round(x).toLocaleString('en');
-console.log(`lines: ${fmt(LINES)} of ${avgBytes.toFixed(0)} bytes on average, batches of ${fmt(BATCH)}, DuckDB threads=1`);
+console.log(`lines: ${fmt(LINES)} of ${avgBytes.toFixed(0)} bytes on average, batches of ${fmt(BATCH)}, ${COMMIT_EVENTS ? `transactions of ${fmt(COMMIT_EVENTS)}` : 'a transaction each'}, DuckDB threads=1`);
 console.log(`classify + extract + DuckDB append: ${fmt(rate)} lines/s (${((rate * avgBytes) / 2 ** 20).toFixed(1)} MiB/s)`);
 const cpuSeconds = (cpu.user + cpu.system) / 1e6;
 console.log(`  per CPU-second (all threads: JS, DuckDB, GC): ${fmt(LINES / cpuSeconds)} lines; CPU ${cpuSeconds.toFixed(1)} s over ${seconds.toFixed(1)} s wall (${((100 * cpuSeconds) / seconds).toFixed(0)} % of one core)`);

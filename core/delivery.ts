@@ -15,20 +15,35 @@ export interface Envelope {
 }
 
 export class Delivery {
-  private pending = 1; // held by the pipeline until fan-out is complete
+  // Both held by the pipeline until fan-out is complete.
+  private pending = 1;
+  private unaccepted = 1;
   private onDelivered?: () => void;
+  private onAccepted?: () => void;
 
   constructor(track: TrackedEmit) {
     this.onDelivered = track.onDelivered;
+    this.onAccepted = track.onAccepted;
   }
 
   /** An output took one event of this delivery. */
   acquire(): void {
     this.pending++;
+    this.unaccepted++;
   }
 
-  /** One event was written or dropped on purpose (or fan-out finished). */
-  release(): void {
+  /** An output staged one event (it will make it durable later); at most once per acquire. */
+  accept(): void {
+    if (--this.unaccepted === 0) {
+      const cb = this.onAccepted;
+      this.onAccepted = undefined;
+      cb?.();
+    }
+  }
+
+  /** One event was written or dropped on purpose (or fan-out finished); `accepted` when accept() was called for it already. */
+  release(accepted = false): void {
+    if (!accepted) this.accept();
     if (--this.pending === 0) {
       const cb = this.onDelivered;
       this.onDelivered = undefined;

@@ -91,6 +91,14 @@ export interface TrackedEmit {
    * Only then may the input advance its own checkpoint.
    */
   onDelivered?: () => void;
+  /**
+   * Called once every output that received these events has taken them into
+   * work it will make durable later (an open transaction, see Output.stage),
+   * written them, or dropped them; always before onDelivered. An input that
+   * limits what it has in flight may read on from here, but must keep its
+   * checkpoint where it is until onDelivered: a crash loses staged work.
+   */
+  onAccepted?: () => void;
 }
 
 /** What inputs use to hand events to the pipeline. Never blocks. */
@@ -164,6 +172,24 @@ export interface Output extends SelfReporting {
   start?(): Promise<void>;
   /** Throw RetryableError (or any error) to have the batch retried; PermanentError to drop it. */
   write(events: Event[], ctx: WriteContext): Promise<void>;
+  /**
+   * Two-phase writing, for an output whose cost per event falls with the
+   * size of what it makes durable at once (DuckDB writes a transaction that
+   * holds a whole row group straight to the file, skipping its WAL). stage()
+   * adds a batch to work not yet durable and resolves once it holds it; the
+   * runtime then acknowledges the batch as accepted (see
+   * TrackedEmit.onAccepted) and may stage more. commit() makes everything
+   * staged durable: only then are the batches delivered. When either throws,
+   * everything staged since the last commit is lost, and the runtime stages
+   * it again (PermanentError from stage() drops only that batch). Both or
+   * neither.
+   */
+  stage?(events: Event[], ctx: WriteContext): Promise<void>;
+  commit?(): Promise<void>;
+  /** With stage(): the runtime commits once this many events are staged, */
+  readonly commitEvents?: number;
+  /** or this long after the first was staged, or as soon as nothing more waits in the buffer, and before stopping. */
+  readonly commitIntervalMs?: number;
   /** Called after the last write during shutdown. */
   stop?(): Promise<void>;
 }

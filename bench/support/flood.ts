@@ -89,8 +89,9 @@ export function floodInput(opts: FloodOptions = {}): PluginDefinition {
             events.push(makeLog({ timestamp: nowNs(), source: s.container, message: s.line, labels: { container: s.container, stream: 'stdout' } }));
           }
           pending += chunk;
+          // Accepted (staged by an output that commits later) frees the window, as in docker_logs.
           acc.emitTracked(events, {
-            onDelivered: () => {
+            onAccepted: () => {
               pending -= chunk;
               schedule();
             },

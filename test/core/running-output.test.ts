@@ -191,3 +191,128 @@ test('each batch carries the highest position per source for stores that commit 
   assert.equal(seen[0]!.positions.length, 3);
   await out.stop(1000);
 });
+
+/** An output that stages batches and commits them later, as outputs.duckdb does; `fail` decides per call. */
+function stager(opts: { commitEvents?: number; commitIntervalMs?: number; fail?: (what: 'stage' | 'commit', call: number, events: Event[]) => Error | undefined } = {}) {
+  const committed: Event[][] = [];
+  let open: Event[][] = [];
+  const calls = { stage: 0, commit: 0 };
+  let gate: Promise<void> | undefined;
+  const plugin: Output = {
+    commitEvents: opts.commitEvents ?? 1_000_000,
+    commitIntervalMs: opts.commitIntervalMs ?? 3_600_000,
+    async write() {
+      throw new Error('write() is not used by a staging output');
+    },
+    async stage(events) {
+      await gate;
+      const err = opts.fail?.('stage', calls.stage++, events);
+      if (err) {
+        open = []; // the transaction is rolled back
+        throw err;
+      }
+      open.push(events);
+    },
+    async commit() {
+      const err = opts.fail?.('commit', calls.commit++, open.flat());
+      const batches = open;
+      open = [];
+      if (err) throw err;
+      committed.push(batches.flat());
+    },
+  };
+  return { plugin, committed, calls, hold: (p: Promise<void> | undefined) => (gate = p), staged: () => open.flat() };
+}
+
+test('staging: batches join one transaction until it holds commitEvents (a batch cut to fit) or is commitIntervalMs old; accepted at stage, delivered at commit', async () => {
+  const s = stager({ commitEvents: 5, commitIntervalMs: 200 });
+  let release!: () => void;
+  s.hold(new Promise<void>((r) => (release = r)));
+  const out = new RunningOutput(outputConfig({ batchSize: 2 }), s.plugin, quietLog());
+  await out.start();
+  let accepted = 0;
+  let delivered = 0;
+  const delivery = new Delivery({ onAccepted: () => accepted++, onDelivered: () => delivered++ });
+  for (let i = 0; i < 8; i++) out.push({ ...line(i), delivery });
+  delivery.release(); // fan-out done
+  release();
+  // 8 waiting: batches of 2, 2 and 1 (cut to fill the transaction) make the first; the other 3 wait for the interval.
+  await waitFor(() => s.committed.length === 1, 5000, 'the first commit');
+  assert.deepEqual(s.committed.map(texts), [['line 0', 'line 1', 'line 2', 'line 3', 'line 4']]);
+  assert.equal(delivered, 0);
+  await waitFor(() => s.committed.length === 2, 5000, 'the second commit, by the interval');
+  assert.equal(accepted, 1);
+  assert.deepEqual(texts(s.committed[1]!), ['line 5', 'line 6', 'line 7']);
+  assert.equal(delivered, 1);
+  assert.equal(out.stats.written, 8);
+  assert.equal(out.stats.batches, 5);
+
+  // Accepted once staged, delivered only when committed.
+  const later = new Delivery({ onAccepted: () => accepted++, onDelivered: () => delivered++ });
+  let commitGate!: () => void;
+  const commit = s.plugin.commit!.bind(s.plugin);
+  s.plugin.commit = async () => {
+    await new Promise<void>((r) => (commitGate = r));
+    await commit();
+  };
+  out.push({ ...line(8), delivery: later });
+  later.release();
+  out.flushNow();
+  await waitFor(() => accepted === 2, 5000, 'accepted once staged');
+  await waitFor(() => commitGate !== undefined, 5000, 'the commit, after the interval');
+  assert.equal(delivered, 1, 'not delivered before the commit');
+  commitGate();
+  await waitFor(() => delivered === 2, 5000, 'delivered at the commit');
+  await out.stop(1000);
+});
+
+test('staging: a failed commit or stage stages every lost batch again, in order, none twice', async () => {
+  const s = stager({
+    commitEvents: 4,
+    fail: (what, call) => ((what === 'commit' && call === 0) || (what === 'stage' && call === 4) ? new Error('disk I/O error') : undefined),
+  });
+  const out = new RunningOutput(outputConfig({ batchSize: 2 }), s.plugin, quietLog());
+  for (let i = 0; i < 8; i++) out.push(line(i));
+  await out.start();
+  await waitFor(() => s.committed.flat().length === 8, 5000, 'all committed');
+  assert.deepEqual(texts(s.committed.flat()), ['line 0', 'line 1', 'line 2', 'line 3', 'line 4', 'line 5', 'line 6', 'line 7']);
+  assert.equal(out.stats.write_errors, 2);
+  assert.equal(out.stats.written, 8);
+  await out.stop(1000);
+});
+
+test('staging: a permanent error drops only its own batch; what was staged before is staged again', async () => {
+  const s = stager({ commitEvents: 100, commitIntervalMs: 50, fail: (what, _call, events) => (what === 'stage' && texts(events).includes('line 2') ? new PermanentError('out of range') : undefined) });
+  const out = new RunningOutput(outputConfig({ batchSize: 2 }), s.plugin, quietLog());
+  let accepted = 0;
+  let delivered = 0;
+  const bad = new Delivery({ onAccepted: () => accepted++, onDelivered: () => delivered++ });
+  for (let i = 0; i < 6; i++) out.push(i === 2 || i === 3 ? { ...line(i), delivery: bad } : line(i));
+  bad.release();
+  await out.start();
+  await waitFor(() => s.committed.flat().length === 4, 5000, 'the rest committed');
+  assert.deepEqual(texts(s.committed.flat()), ['line 0', 'line 1', 'line 4', 'line 5']);
+  assert.equal(out.stats.dropped_permanent, 2);
+  assert.deepEqual([accepted, delivered], [1, 1], 'a dropped batch is acknowledged');
+  await out.stop(1000);
+});
+
+test('staging: a transaction open under a steady stream is committed after commitIntervalMs, and at stop', async () => {
+  const s = stager({ commitIntervalMs: 100 });
+  const out = new RunningOutput(outputConfig({ batchSize: 1 }), s.plugin, quietLog());
+  await out.start();
+  // One event every 10 ms with a slow stage: the buffer never empties, so only the interval commits.
+  const stage = s.plugin.stage!.bind(s.plugin);
+  s.plugin.stage = async (events, ctx) => {
+    await new Promise((r) => setTimeout(r, 15));
+    await stage(events, ctx);
+  };
+  let n = 0;
+  const feed = setInterval(() => out.push(line(n++)), 10);
+  await waitFor(() => s.committed.length >= 2, 5000, 'commits by the interval');
+  clearInterval(feed);
+  assert.ok(s.committed[0]!.length > 1, `several batches in one transaction (${s.committed[0]!.length})`);
+  await out.stop(5000);
+  assert.equal(s.staged().length, 0, 'nothing left staged after stop');
+  assert.deepEqual(texts(s.committed.flat()), Array.from({ length: n }, (_, i) => `line ${i}`));
+});

@@ -417,17 +417,18 @@ class Follower {
     const seq = ++this.seq;
     const entry = { seq, position: positions[positions.length - 1]!.value as SavedPosition, done: false };
     this.acks.push(entry);
-    this.owner.acc!.emitTracked(events, { positions, onDelivered: () => this.delivered(entry, events.length) });
+    // Accepted (staged by an output that commits later) frees the read window; only delivered moves the checkpoint.
+    const n = events.length;
+    this.owner.acc!.emitTracked(events, { positions, onAccepted: () => this.owner.acknowledged(n), onDelivered: () => this.delivered(entry) });
     // After the emit: a pause asks the outputs to write what they hold, and these lines must be in it.
     this.owner.sent(events.length);
   }
 
-  private delivered(entry: { done: boolean }, n: number): void {
+  private delivered(entry: { done: boolean }): void {
     entry.done = true;
     let last: SavedPosition | undefined;
     while (this.acks.length && this.acks[0]!.done) last = this.acks.shift()!.position;
     if (last && !this.destroyed) this.owner.save(this.id, last);
-    this.owner.acknowledged(n);
   }
 
   private failed(err: unknown): void {

@@ -24,6 +24,8 @@ export interface DuckdbConfig {
   archive_dir: string;
   archive_mode: 'daily' | 'daily-tar' | 'per-container';
   checkpoint_interval: string;
+  commit_events: number;
+  commit_interval: string;
   memory_limit: string | number;
   wal_size: string | number;
   threads: number;
@@ -122,6 +124,17 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
   const stats = { logs: 0, metrics: 0, activity: 0, skipped: 0, batches: 0 };
   const retained = { archived: 0, compressed: 0, purged: 0 };
   const timers: NodeJS.Timeout[] = [];
+  // Transactions that span batches, unless turned off: one that holds a whole row group skips the WAL.
+  const staging = config.commit_events > 0;
+  // Counted when appended: a batch staged again after a failed commit counts again (these are for rates, not audits).
+  const count = (s: WriteStats) => {
+    stats.logs += s.logs;
+    stats.metrics += s.metrics;
+    stats.activity += s.activity;
+    stats.skipped += s.skipped;
+    stats.batches++;
+    if (s.skipped) ctx.log.debug(`skipped ${s.skipped} events already committed (replayed after a restart)`);
+  };
   let unmount: (() => void) | undefined;
   let stopped = false;
 
@@ -219,14 +232,16 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
       }
     },
     async write(events, wctx) {
-      const s = await store.write(events, wctx);
-      stats.logs += s.logs;
-      stats.metrics += s.metrics;
-      stats.activity += s.activity;
-      stats.skipped += s.skipped;
-      stats.batches++;
-      if (s.skipped) ctx.log.debug(`skipped ${s.skipped} events already committed (replayed after a restart)`);
+      count(await store.write(events, wctx));
     },
+    ...(staging && {
+      commitEvents: config.commit_events,
+      commitIntervalMs: parseDuration(config.commit_interval),
+      async stage(events, wctx) {
+        count(await store.stage(events, wctx));
+      },
+      commit: () => store.commit(),
+    }),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -258,6 +273,19 @@ export const duckdb: PluginDefinition<DuckdbConfig> = {
         default: 10000,
         description:
           "Most rows per transaction. This output's own default, over agent.batch_size: each transaction has a fixed cost (a few ms), so larger batches mean less CPU per line at high rates. flush_interval still bounds the wait at low rates, and inputs that wait for acknowledgements have partial batches written at once.",
+      },
+      commit_events: {
+        type: 'integer',
+        minimum: 0,
+        default: 0,
+        description:
+          'Experimental, off by default (0: one transaction per batch). Most events one transaction holds. Batches are appended to an open transaction, which is committed once it holds this many, after `commit_interval`, as soon as no further batch waits, and at shutdown; a batch counts as written (and its input positions advance) only at the commit. The default is one DuckDB row group: a transaction that fills one has it written straight to the file, skipping the write-ahead log, which cost 17-25 % less CPU per line in bench/processing.ts and bench/ingest.ts. 122880 is the value to try.',
+      },
+      commit_interval: {
+        type: 'string',
+        format: 'duration',
+        default: '1s',
+        description: 'Longest a transaction stays open under a steady stream of batches: how late, at most, rows become visible to queries (and input positions advance).',
       },
       checkpoint_interval: { type: 'string', format: 'duration', default: '5m', description: 'How often the write-ahead log is folded into the database file (CHECKPOINT); also done at shutdown. "0" turns the schedule off.' },
       memory_limit: { type: ['string', 'integer'], format: 'size', default: '1GiB', description: "DuckDB's memory limit for this database." },

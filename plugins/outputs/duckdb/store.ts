@@ -213,6 +213,14 @@ export class Store {
   private labelsJson = new LabelsJson(8);
   /** Attribute keys seen so far, to build attribute JSON without re-escaping keys (or repeated values). */
   private keys = new Map<string, AttributeKey>();
+  /** The transaction stage() appends to, until commit(): its rows, the positions it saved, where its lines lie in time. */
+  private txn?: {
+    rows: number;
+    positions: Map<string, string>;
+    changes: Array<{ events: Event[]; oldest: bigint; newest: bigint }>;
+  };
+  /** Why an open transaction was lost outside stage() and commit(); thrown by the next of them. */
+  private lost?: Error;
 
   constructor(readonly opts: StoreOptions) {}
 
@@ -230,7 +238,10 @@ export class Store {
    * are then told that any log line may have changed.
    */
   exclusive<T>(fn: () => Promise<T>, logsUntouched = false): Promise<T> {
-    const run = this.serial(fn);
+    const run = this.serial(async () => {
+      await this.settle();
+      return fn();
+    });
     return logsUntouched ? run : run.finally(() => this.logChanges.everything());
   }
 
@@ -289,6 +300,7 @@ export class Store {
   /** The committed position of every (input, key), as inputs may want to read it. */
   async positions(): Promise<Checkpoint[]> {
     return this.serial(async () => {
+      await this.settle();
       const reader = await this.connection.runAndReadAll(
         `SELECT input, "key", arg_max(value, "order"), max("order") FROM _opshub_positions GROUP BY input, "key" ORDER BY input, "key"`,
       );
@@ -296,18 +308,51 @@ export class Store {
     });
   }
 
+  /** One batch in a transaction of its own. */
   write(events: Event[], ctx: WriteContext): Promise<WriteStats> {
-    return this.serial(() => this.writeNow(events, ctx));
+    return this.serial(async () => {
+      const stats = await this.stageNow(events, ctx);
+      await this.commitNow();
+      return stats;
+    });
   }
 
-  private async writeNow(events: Event[], ctx: WriteContext): Promise<WriteStats> {
+  /**
+   * Appends a batch to the open transaction (begun if none is), with its
+   * positions; commit() makes it durable. If this or the commit fails, the
+   * whole transaction is rolled back: every batch staged since the last
+   * commit must be staged again.
+   */
+  stage(events: Event[], ctx: WriteContext): Promise<WriteStats> {
+    return this.serial(() => this.stageNow(events, ctx));
+  }
+
+  /** Commits what stage() appended; throws if it is lost (then stage it all again). */
+  commit(): Promise<void> {
+    return this.serial(() => this.commitNow());
+  }
+
+  /** Rows appended to the open transaction. */
+  get stagedRows(): number {
+    return this.txn?.rows ?? 0;
+  }
+
+  private async stageNow(events: Event[], ctx: WriteContext): Promise<WriteStats> {
     if (this.closed) throw new RetryableError('the DuckDB store is closed');
+    this.throwIfLost();
     if (!this.writer) await this.open();
     const conn = this.connection;
-    if (this.committedStale) await this.loadCommitted(conn);
+    if (!this.txn) {
+      if (this.committedStale) await this.loadCommitted(conn);
+      await conn.run('BEGIN TRANSACTION');
+      this.txn = { rows: 0, positions: new Map(), changes: [] };
+    }
+    const txn = this.txn;
     const stats: WriteStats = { logs: 0, metrics: 0, activity: 0, skipped: 0 };
     const positions = ctx.positions;
     const committed = this.committed;
+    const staged = txn.positions;
+    // An Appender per batch: one kept open for the whole transaction buffered every row once more in DuckDB (~5 % more CPU a line).
     let logs: ChunkAppender | undefined;
     let metrics: ChunkAppender | undefined;
     let activity: ChunkAppender | undefined;
@@ -316,16 +361,16 @@ export class Store {
     let lastDone: string | undefined;
     let oldest: bigint | undefined;
     let newest: bigint | undefined;
-    await conn.run('BEGIN TRANSACTION');
     try {
       for (let i = 0; i < events.length; i++) {
         const p = positions[i];
-        if (p !== undefined && committed.size > 0) {
+        if (p !== undefined && (committed.size > 0 || staged.size > 0)) {
           // Runs of lines from one container share a key: look it up once per run.
           if (p.input !== lastInput || p.key !== lastKey) {
             lastInput = p.input;
             lastKey = p.key;
-            lastDone = committed.get(posKey(p.input, p.key));
+            const k = posKey(p.input, p.key);
+            lastDone = staged.get(k) ?? committed.get(k);
           }
           if (lastDone !== undefined && p.order <= lastDone) {
             stats.skipped++;
@@ -353,7 +398,8 @@ export class Store {
       metrics?.close();
       activity?.close();
       const moved = ctx.checkpoints.filter((cp) => {
-        const done = committed.get(posKey(cp.input, cp.key));
+        const k = posKey(cp.input, cp.key);
+        const done = staged.get(k) ?? committed.get(k);
         return done === undefined || cp.order > done;
       });
       if (moved.length) {
@@ -364,24 +410,69 @@ export class Store {
           this.positionRows = 0;
         }
       }
-      await conn.run('COMMIT');
-      if (oldest !== undefined) this.recordChanges(events, oldest, newest!);
-      for (const cp of moved) committed.set(posKey(cp.input, cp.key), cp.order);
+      for (const cp of moved) staged.set(posKey(cp.input, cp.key), cp.order);
+      if (oldest !== undefined) txn.changes.push({ events, oldest, newest: newest! });
+      txn.rows += stats.logs + stats.metrics + stats.activity;
       return stats;
     } catch (err) {
       for (const a of [logs, metrics, activity]) {
         try {
           a?.clear();
         } catch {
-          /* the transaction is rolled back below */
+          /* the transaction is rolled back next */
         }
       }
-      await conn.run('ROLLBACK').catch(() => undefined);
-      if (oldest !== undefined) this.recordChanges(events, oldest, newest!);
-      // The commit may or may not have happened: read the positions again before the next write.
-      this.committedStale = true;
-      if (/invalidated|FATAL/i.test(duckdbMessage(err))) await this.reopen();
-      throw classify(err);
+      if (oldest !== undefined) txn.changes.push({ events, oldest, newest: newest! });
+      throw await this.abandon(err);
+    }
+  }
+
+  private async commitNow(): Promise<void> {
+    this.throwIfLost();
+    const txn = this.txn;
+    if (!txn) return;
+    try {
+      await this.connection.run('COMMIT');
+    } catch (err) {
+      throw await this.abandon(err);
+    }
+    this.txn = undefined;
+    for (const c of txn.changes) this.recordChanges(c.events, c.oldest, c.newest);
+    for (const [k, order] of txn.positions) this.committed.set(k, order);
+  }
+
+  /** Rolls the open transaction back after `err`; returns the error to throw. */
+  private async abandon(err: unknown): Promise<Error> {
+    const txn = this.txn;
+    this.txn = undefined;
+    await this.writer?.run('ROLLBACK').catch(() => undefined);
+    // Readers may have been told nothing yet, but the rows' range is marked changed either way (cheap, and safe).
+    if (txn) for (const c of txn.changes) this.recordChanges(c.events, c.oldest, c.newest);
+    // The commit may or may not have happened: read the positions again before the next write.
+    this.committedStale = true;
+    if (/invalidated|FATAL/i.test(duckdbMessage(err))) await this.reopen();
+    return classify(err);
+  }
+
+  /** A staged transaction that other work had to commit, and could not: its batches must be staged again. */
+  private throwIfLost(): void {
+    const lost = this.lost;
+    if (!lost) return;
+    this.lost = undefined;
+    throw lost;
+  }
+
+  /**
+   * Commits the open transaction before other work on the writer (a
+   * CHECKPOINT, retention, reading positions). A failure is kept for the
+   * next stage() or commit(), which tells the runtime to stage it again.
+   */
+  private async settle(): Promise<void> {
+    if (!this.txn) return;
+    try {
+      await this.commitNow();
+    } catch (err) {
+      this.lost = err instanceof Error ? err : new RetryableError(String(err));
     }
   }
 
@@ -436,12 +527,14 @@ export class Store {
 
   private async reopen(): Promise<void> {
     this.opts.warn('reopen', 'the DuckDB database reported a fatal error; reopening it');
+    this.txn = undefined;
     this.closeConnections();
     await this.open().catch(() => undefined);
   }
 
   async checkpoint(): Promise<void> {
     await this.serial(async () => {
+      await this.settle();
       if (this.writer) await this.checkpointNow(this.writer);
     });
   }

@@ -117,6 +117,49 @@ test('a batch DuckDB cannot take commits neither its rows nor its positions, and
   }
 });
 
+test('staged batches share one transaction: invisible to readers until the commit; a replay within it is skipped; a failed batch takes the whole transaction with it', async () => {
+  const tmp = tempDir();
+  const out = makeDuckdb(tmp.dir, { commit_events: 122880 });
+  try {
+    await out.start!();
+    const lines = (from: number, to: number) => {
+      const events: Event[] = [];
+      const positions: Checkpoint[] = [];
+      for (let n = from; n <= to; n++) {
+        events.push(makeLog({ timestamp: T + BigInt(n), message: `line ${n}` }));
+        positions.push(pos(n));
+      }
+      return [events, ctxFor(positions)] as const;
+    };
+    const count = async () => (await out.store.query('SELECT (SELECT count(*) FROM opshub_logs), (SELECT count(*) FROM _opshub_positions)', { maxRows: 1, timeoutMs: 5000 })).rows[0];
+    await out.stage!(...lines(1, 10));
+    await out.stage!(...lines(6, 20)); // 6..10 again: staged already, skipped
+    assert.equal(out.store.stagedRows, 20);
+    assert.deepEqual(await count(), [0, 0], 'nothing visible before the commit');
+    await out.commit!();
+    assert.deepEqual(await count(), [20, 2]);
+    assert.equal(out.stats.skipped, 5);
+
+    // A batch DuckDB refuses rolls back everything staged with it; the commit then has nothing to make durable.
+    await out.stage!(...lines(21, 25));
+    const bad = makeLog({ timestamp: 2n ** 70n, message: 'timestamp out of range' });
+    await assert.rejects(out.stage!([bad], ctxFor([pos(26)])), (err: unknown) => err instanceof PermanentError);
+    await out.commit!();
+    assert.deepEqual(await count(), [20, 2]);
+    // Staged again (as the runtime does), it lands once.
+    await out.stage!(...lines(21, 25));
+    // Work that needs the writer (a CHECKPOINT, retention) commits what is staged first (and the checkpoint keeps only the latest position).
+    await out.store.checkpoint();
+    assert.deepEqual(await count(), [25, 1]);
+    await out.commit!();
+    assert.deepEqual(await count(), [25, 1]);
+    assert.deepEqual(await out.store.positions(), [{ input: 'docker_logs', key: 'c1', value: { n: 25 }, order: '000025' }]);
+  } finally {
+    await out.stop!();
+    tmp.cleanup();
+  }
+});
+
 test('pipeline: container lines → classifier → extraction → json_parse → DuckDB; SQL through the query route finds levels, users and models', async () => {
   const input = sampleInput();
   const t = await startAgent(
