@@ -8,7 +8,8 @@ import { checkpointsFor, type Envelope } from '../delivery.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../log.ts';
 import { compileMatch, type EnvelopeFilter } from '../match.ts';
-import { PermanentError, RetryableError, type Output } from '../plugin.ts';
+import { PermanentError, RetryableError, type Output, type WriteContext } from '../plugin.ts';
+import type { Event } from '../events.ts';
 import { backoffDelay, sleep } from '../backoff.ts';
 
 export interface OutputStats {
@@ -20,6 +21,11 @@ export interface OutputStats {
   batches: number;
   write_seconds: number;
   last_success_ms?: number;
+}
+
+/** A batch's events and the positions they carry, as write() and stage() take them. */
+function writeArgs(batch: Envelope[]): [Event[], WriteContext] {
+  return [batch.map((e) => e.event), { checkpoints: checkpointsFor(batch), positions: batch.map((e) => e.position) }];
 }
 
 export class RunningOutput {
@@ -216,7 +222,7 @@ export class RunningOutput {
   private async stage(batch: Envelope[]): Promise<void> {
     const started = performance.now();
     try {
-      await this.plugin.stage!(batch.map((e) => e.event), { checkpoints: checkpointsFor(batch), positions: batch.map((e) => e.position) });
+      await this.plugin.stage!(...writeArgs(batch));
     } catch (err) {
       this.stats.write_seconds += (performance.now() - started) / 1000;
       this.stats.write_errors++;
@@ -292,20 +298,25 @@ export class RunningOutput {
     }
     this.putBack(envs);
     if (this.detaching) return;
+    await this.backOff(err, attempt);
+  }
+
+  /** Waits before the next attempt: what the peer asked for (Retry-After), or the backoff. */
+  private async backOff(err: unknown, attempt: number): Promise<void> {
     const retryAfter = err instanceof RetryableError ? err.retryAfterMs : undefined;
-    const delay = retryAfter !== undefined ? Math.min(retryAfter, this.config.retryMaxMs) : backoffDelay(attempt, this.config.retryInitialMs, this.config.retryMaxMs, this.random);
+    const delay = retryAfter !== undefined
+      ? Math.min(retryAfter, this.config.retryMaxMs)
+      : backoffDelay(attempt, this.config.retryInitialMs, this.config.retryMaxMs, this.random);
     this.log.once('retry', 'warn', `write failed, retrying with backoff (next in ${delay} ms): ${errorMessage(err)}`);
     await sleep(delay, this.abort.signal);
   }
 
   private async writeWithRetry(batch: Envelope[]): Promise<void> {
-    const checkpoints = checkpointsFor(batch);
-    const positions = batch.map((e) => e.position);
-    const events = batch.map((e) => e.event);
+    const [events, ctx] = writeArgs(batch);
     for (let attempt = 0; ; attempt++) {
       const started = performance.now();
       try {
-        await this.plugin.write(events, { checkpoints, positions });
+        await this.plugin.write(events, ctx);
         this.stats.write_seconds += (performance.now() - started) / 1000;
         this.stats.written += batch.length;
         this.stats.batches++;
@@ -333,12 +344,7 @@ export class RunningOutput {
           this.drop(batch, 'overflow');
           return;
         }
-        const retryAfter = err instanceof RetryableError ? err.retryAfterMs : undefined;
-        const delay = retryAfter !== undefined
-          ? Math.min(retryAfter, this.config.retryMaxMs)
-          : backoffDelay(attempt, this.config.retryInitialMs, this.config.retryMaxMs, this.random);
-        this.log.once('retry', 'warn', `write failed, retrying with backoff (next in ${delay} ms): ${errorMessage(err)}`);
-        await sleep(delay, this.abort.signal);
+        await this.backOff(err, attempt);
       }
     }
   }

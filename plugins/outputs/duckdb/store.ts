@@ -369,8 +369,7 @@ export class Store {
           if (p.input !== lastInput || p.key !== lastKey) {
             lastInput = p.input;
             lastKey = p.key;
-            const k = posKey(p.input, p.key);
-            lastDone = staged.get(k) ?? committed.get(k);
+            lastDone = this.doneOrder(p);
           }
           if (lastDone !== undefined && p.order <= lastDone) {
             stats.skipped++;
@@ -398,8 +397,7 @@ export class Store {
       metrics?.close();
       activity?.close();
       const moved = ctx.checkpoints.filter((cp) => {
-        const k = posKey(cp.input, cp.key);
-        const done = staged.get(k) ?? committed.get(k);
+        const done = this.doneOrder(cp);
         return done === undefined || cp.order > done;
       });
       if (moved.length) {
@@ -425,6 +423,12 @@ export class Store {
       if (oldest !== undefined) txn.changes.push({ events, oldest, newest: newest! });
       throw await this.abandon(err);
     }
+  }
+
+  /** The last order of (input, key) stored: staged in the open transaction, else committed. */
+  private doneOrder(p: Checkpoint): string | undefined {
+    const k = posKey(p.input, p.key);
+    return this.txn?.positions.get(k) ?? this.committed.get(k);
   }
 
   private async commitNow(): Promise<void> {
