@@ -88,6 +88,11 @@ export class PositionTracker {
     return this.floorFromFirst;
   }
 
+  /** Reading began at the log's first line and no line has been read since: as far as is known, the log holds nothing. */
+  get emptyFromStart(): boolean {
+    return this.floor === 0n && this.hwm === 0n && !this.resume && !this.floorFromFirst;
+  }
+
   /** The `since` to open the log with. */
   get openSince(): bigint {
     return this.floor;

@@ -227,3 +227,15 @@ test('a replay shorter than recorded (log rotated meanwhile) is noticed and new 
   assert.equal(second.accept(BASE + 5000n * MS), true);
   assert.equal(second.replayShort, true);
 });
+
+test('a log read from its first line is empty from the start until a line is read; a resumed or later start is not', () => {
+  const fresh = new PositionTracker();
+  assert.equal(fresh.emptyFromStart, true);
+  fresh.accept(TS[0]!);
+  assert.equal(fresh.emptyFromStart, false);
+  // Resumed from a checkpoint: lines were read before, by an earlier run.
+  assert.equal(new PositionTracker({ saved: fresh.position() }).emptyFromStart, false);
+  // Begun later in the log (start_from: end) or from a tail: what came before is unknown.
+  assert.equal(new PositionTracker({ floor: BASE }).emptyFromStart, false);
+  assert.equal(new PositionTracker({ floorFromFirstLine: true }).emptyFromStart, false);
+});
