@@ -16,7 +16,7 @@ export const DUCKDB_DEFAULTS: DuckdbConfig = {
   archive_dir: '',
   archive_mode: 'daily',
   checkpoint_interval: '5m',
-  commit_events: 0,
+  commit_events: 122880,
   commit_interval: '1s',
   memory_limit: '256MiB',
   wal_size: '128MiB',
