@@ -186,9 +186,17 @@ export interface Output extends SelfReporting {
    */
   stage?(events: Event[], ctx: WriteContext): Promise<void>;
   commit?(): Promise<void>;
+  /**
+   * With stage(): true, once, when the output has committed the staged work
+   * on its own since it was last asked (before work of its own that needs no
+   * open transaction). The runtime asks after each stage() and commit():
+   * what it staged before is then delivered, and not staged again should
+   * the next transaction be lost.
+   */
+  committedAlone?(): boolean;
   /** With stage(): the runtime commits once this many events are staged, */
   readonly commitEvents?: number;
-  /** or this long after the first was staged, or as soon as nothing more waits in the buffer, and before stopping. */
+  /** or this long after the first was staged, and before stopping. */
   readonly commitIntervalMs?: number;
   /** Called after the last write during shutdown. */
   stop?(): Promise<void>;

@@ -54,6 +54,12 @@ export class RunningOutput {
    * all accepted; a set of every accepted envelope cost ~2 % of the CPU.)
    */
   private acceptedBefore = new Set<Envelope>();
+  /**
+   * Staged work to stage again (its transaction was lost), oldest first, taken
+   * before the buffer. Outside buffer_limit: those events were accepted, so
+   * their inputs read on, and overflow must not drop them for newer ones.
+   */
+  private retrying: Envelope[] = [];
 
   constructor(
     readonly config: PluginInstanceConfig,
@@ -67,7 +73,7 @@ export class RunningOutput {
   }
 
   get bufferSize(): number {
-    return this.buffer.length - this.head;
+    return this.retrying.length + this.buffer.length - this.head;
   }
 
   async start(): Promise<void> {
@@ -85,7 +91,7 @@ export class RunningOutput {
     }
     env.delivery?.acquire();
     this.buffer.push(env);
-    if (this.bufferSize > this.config.bufferLimit) {
+    if (this.buffer.length - this.head > this.config.bufferLimit) {
       const oldest = this.buffer[this.head]!;
       this.buffer[this.head++] = undefined as unknown as Envelope;
       this.drop([oldest], 'overflow');
@@ -118,14 +124,25 @@ export class RunningOutput {
     this.head = 0;
   }
 
+  /** Returns staged batches to be staged again, before anything buffered, in order. */
+  private stageAgain(envs: Envelope[]): void {
+    this.retrying = [...envs, ...this.retrying];
+  }
+
   private takeAll(): Envelope[] {
-    const all = this.buffer.slice(this.head);
+    const all = [...this.retrying, ...this.buffer.slice(this.head)];
+    this.retrying = [];
     this.buffer = [];
     this.head = 0;
     return all;
   }
 
   private take(n: number): Envelope[] {
+    if (this.retrying.length) {
+      const again = this.retrying.slice(0, n);
+      this.retrying = this.retrying.slice(again.length);
+      return again.length < n ? [...again, ...this.take(n - again.length)] : again;
+    }
     const batch = this.buffer.slice(this.head, this.head + n);
     this.head += batch.length;
     // Compact now and then so the array does not grow without bound.
@@ -204,13 +221,16 @@ export class RunningOutput {
         await this.idle();
         if (this.bufferSize === 0) continue;
       }
-      this.flushRequested = false;
       if (this.stages) {
         // A transaction holds exactly commitEvents when it can: DuckDB writes whole row groups straight to the file, a remainder goes through its WAL.
         const room = (this.plugin.commitEvents ?? Infinity) - this.stagedEvents;
-        await this.stage(this.take(Math.max(1, Math.min(this.config.batchSize, room))));
+        const batch = this.take(Math.max(1, Math.min(this.config.batchSize, room)));
+        // A flush asked for holds until the buffer is drained: a batch cut to fit the transaction leaves the rest to go next, not at the flush timer.
+        if (this.bufferSize === 0) this.flushRequested = false;
+        await this.stage(batch);
         continue;
       }
+      this.flushRequested = false;
       const batch = this.take(this.config.batchSize);
       await this.writeWithRetry(batch);
     }
@@ -226,17 +246,19 @@ export class RunningOutput {
     } catch (err) {
       this.stats.write_seconds += (performance.now() - started) / 1000;
       this.stats.write_errors++;
+      this.adoptCommitted();
       const lost = this.lose();
       if (err instanceof PermanentError) {
         this.log.once(`permanent:${err.message}`, 'error', `dropping a batch of ${batch.length} events, retrying cannot help: ${err.message}`);
         this.drop(batch, 'permanent');
-        if (lost.length) this.putBack(lost);
+        if (lost.length) this.stageAgain(lost);
         return;
       }
       await this.retryLater([...lost, ...batch], err, this.stagedAttempts++);
       return;
     }
     this.stats.write_seconds += (performance.now() - started) / 1000;
+    this.adoptCommitted();
     if (this.staged.length === 0) this.stagedSince = performance.now();
     this.staged.push(batch);
     this.stagedEvents += batch.length;
@@ -257,10 +279,28 @@ export class RunningOutput {
     } catch (err) {
       this.stats.write_seconds += (performance.now() - started) / 1000;
       this.stats.write_errors++;
+      this.adoptCommitted();
       await this.retryLater(this.lose(), err, this.stagedAttempts++);
       return;
     }
     this.stats.write_seconds += (performance.now() - started) / 1000;
+    this.plugin.committedAlone?.(); // all staged is committed, whoever did it
+    this.delivered();
+  }
+
+  /**
+   * The output committed the open transaction on its own (before work of its
+   * own, such as a CHECKPOINT): what was staged until then is durable, and
+   * must not be staged again if the next transaction is lost. Asked after
+   * each stage() or commit(), before the batch just staged joins the rest.
+   */
+  private adoptCommitted(): void {
+    const alone = this.plugin.committedAlone?.();
+    if (alone && this.staged.length) this.delivered();
+  }
+
+  /** Everything staged is committed: counted as written and delivered. */
+  private delivered(): void {
     this.stats.batches += this.staged.length;
     const envs = this.unstage();
     this.stats.written += envs.length;
@@ -288,7 +328,7 @@ export class RunningOutput {
     return all;
   }
 
-  /** Puts envelopes whose writing failed back at the front of the buffer, and waits out the backoff (or drops them past the shutdown deadline). */
+  /** Puts staged envelopes whose transaction was lost back to be staged first, and waits out the backoff (or drops them past the shutdown deadline). */
   private async retryLater(envs: Envelope[], err: unknown, attempt: number): Promise<void> {
     if (!envs.length) return;
     if (this.abort.signal.aborted && !this.detaching) {
@@ -296,7 +336,7 @@ export class RunningOutput {
       this.drop(envs, 'overflow');
       return;
     }
-    this.putBack(envs);
+    this.stageAgain(envs);
     if (this.detaching) return;
     await this.backOff(err, attempt);
   }

@@ -221,7 +221,19 @@ function stager(opts: { commitEvents?: number; commitIntervalMs?: number; fail?:
       committed.push(batches.flat());
     },
   };
-  return { plugin, committed, calls, hold: (p: Promise<void> | undefined) => (gate = p), staged: () => open.flat() };
+  let alone = false;
+  plugin.committedAlone = () => {
+    const was = alone;
+    alone = false;
+    return was;
+  };
+  /** The output commits the open transaction on its own (as outputs.duckdb does before a CHECKPOINT). */
+  const settle = () => {
+    committed.push(open.flat());
+    open = [];
+    alone = true;
+  };
+  return { plugin, committed, calls, settle, hold: (p: Promise<void> | undefined) => (gate = p), staged: () => open.flat() };
 }
 
 test('staging: batches join one transaction until it holds commitEvents (a batch cut to fit) or is commitIntervalMs old; accepted at stage, delivered at commit', async () => {
@@ -315,4 +327,60 @@ test('staging: a transaction open under a steady stream is committed after commi
   await out.stop(5000);
   assert.equal(s.staged().length, 0, 'nothing left staged after stop');
   assert.deepEqual(texts(s.committed.flat()), Array.from({ length: n }, (_, i) => `line ${i}`));
+});
+
+test('staging: a lost transaction is staged again outside buffer_limit: newer events overflow, never the accepted ones put back', async () => {
+  let commitGate!: () => void;
+  const s = stager({ commitEvents: 4, fail: (what, call) => (what === 'commit' && call === 0 ? new Error('disk I/O error') : undefined) });
+  const commit = s.plugin.commit!.bind(s.plugin);
+  s.plugin.commit = async () => {
+    if (s.calls.commit === 0) await new Promise<void>((r) => (commitGate = r));
+    await commit();
+  };
+  const out = new RunningOutput(outputConfig({ batchSize: 2, bufferLimit: 4, retryInitialMs: 300, retryMaxMs: 300 }), s.plugin, quietLog());
+  await out.start();
+  let accepted = 0;
+  const delivery = new Delivery({ onAccepted: () => accepted++ });
+  for (let i = 0; i < 4; i++) out.push({ ...line(i), delivery });
+  delivery.release();
+  await waitFor(() => commitGate !== undefined, 5000, 'the first commit');
+  assert.equal(accepted, 1, 'the four were accepted at stage: their input reads on');
+  for (let i = 4; i < 8; i++) out.push(line(i));
+  commitGate();
+  await waitFor(() => out.stats.write_errors === 1, 5000, 'the commit fails');
+  // During the backoff the input goes on: the buffer overflows, and the oldest *new* events go.
+  for (let i = 8; i < 11; i++) out.push(line(i));
+  await out.stop(5000);
+  assert.equal(out.stats.dropped_overflow, 3);
+  assert.deepEqual(texts(s.committed.flat()), ['line 0', 'line 1', 'line 2', 'line 3', 'line 7', 'line 8', 'line 9', 'line 10']);
+});
+
+test('staging: a transaction the output committed on its own is delivered, and not staged again when the next one is lost', async () => {
+  const s = stager({ fail: (what, call) => (what === 'stage' && call === 1 ? new Error('disk I/O error') : undefined) });
+  const out = new RunningOutput(outputConfig({ batchSize: 2 }), s.plugin, quietLog());
+  let delivered = 0;
+  const first = new Delivery({ onDelivered: () => delivered++ });
+  out.push({ ...line(0), delivery: first });
+  out.push({ ...line(1), delivery: first });
+  first.release();
+  await out.start();
+  await waitFor(() => s.staged().length === 2, 5000, 'the first batch staged');
+  s.settle(); // e.g. before a CHECKPOINT
+  out.push(line(2));
+  out.push(line(3)); // a full batch: staged into a new transaction, which fails
+  await waitFor(() => delivered === 1, 5000, 'the batch committed alone is delivered');
+  await out.stop(5000);
+  assert.deepEqual(texts(s.committed.flat()), ['line 0', 'line 1', 'line 2', 'line 3'], 'each line once');
+  assert.equal(out.stats.written, 4);
+});
+
+test('staging: a flush asked for also writes what is left after a batch cut to fit the transaction', async () => {
+  const s = stager({ commitEvents: 3, commitIntervalMs: 50 });
+  const out = new RunningOutput(outputConfig({ batchSize: 10 }), s.plugin, quietLog());
+  await out.start();
+  for (let i = 0; i < 5; i++) out.push(line(i));
+  out.flushNow(); // an input paused for acknowledgements; the flush timer is an hour away
+  await waitFor(() => s.committed.flat().length === 5, 5000, 'all five committed');
+  assert.deepEqual(s.committed.map((b) => b.length), [3, 2]);
+  await out.stop(1000);
 });

@@ -241,6 +241,7 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
         count(await store.stage(events, wctx));
       },
       commit: () => store.commit(),
+      committedAlone: () => store.committedAlone(),
     }),
     async stop() {
       if (stopped) return;

@@ -214,6 +214,8 @@ export class Store {
   /** Attribute keys seen so far, to build attribute JSON without re-escaping keys (or repeated values). */
   private keys = new Map<string, AttributeKey>();
   /** The transaction stage() appends to, until commit(): its rows, the positions it saved, where its lines lie in time. */
+  /** settle() committed the open transaction, and the runtime has not been told. */
+  private settled = false;
   private txn?: {
     rows: number;
     positions: Map<string, string>;
@@ -475,9 +477,18 @@ export class Store {
     if (!this.txn) return;
     try {
       await this.commitNow();
+      this.settled = true;
     } catch (err) {
-      this.lost = err instanceof Error ? err : new RetryableError(String(err));
+      // Retryable whatever it was: the batch that meets it did not cause it.
+      this.lost = new RetryableError(`the open transaction could not be committed: ${duckdbMessage(err)}`);
     }
+  }
+
+  /** True, once, after settle() committed the open transaction (see Output.committedAlone). */
+  committedAlone(): boolean {
+    const settled = this.settled;
+    this.settled = false;
+    return settled;
   }
 
   /**

@@ -149,8 +149,11 @@ test('staged batches share one transaction: invisible to readers until the commi
     // Staged again (as the runtime does), it lands once.
     await out.stage!(...lines(21, 25));
     // Work that needs the writer (a CHECKPOINT, retention) commits what is staged first (and the checkpoint keeps only the latest position).
+    assert.equal(out.committedAlone!(), false);
     await out.store.checkpoint();
     assert.deepEqual(await count(), [25, 1]);
+    assert.equal(out.committedAlone!(), true, 'the runtime is told, once, so it does not stage those batches again');
+    assert.equal(out.committedAlone!(), false);
     await out.commit!();
     assert.deepEqual(await count(), [25, 1]);
     assert.deepEqual(await out.store.positions(), [{ input: 'docker_logs', key: 'c1', value: { n: 25 }, order: '000025' }]);
