@@ -329,7 +329,7 @@ class Follower {
       // Read from its first line, nothing came, and now nothing can: an empty
       // stream the engine closed early cannot be told from a container that
       // printed nothing, so it is said and counted rather than lost unsaid.
-      if (tracker.emptyFromStart && (this.tracker ?? tracker).emptyFromStart) this.openFailed = true;
+      if (tracker.emptyFromStart) this.openFailed = true;
     }
     // Nothing follows for now, so the outputs need not wait for a fuller batch.
     this.flush();

@@ -213,9 +213,9 @@ export class Store {
   private labelsJson = new LabelsJson(8);
   /** Attribute keys seen so far, to build attribute JSON without re-escaping keys (or repeated values). */
   private keys = new Map<string, AttributeKey>();
-  /** The transaction stage() appends to, until commit(): its rows, the positions it saved, where its lines lie in time. */
   /** settle() committed the open transaction, and the runtime has not been told. */
   private settled = false;
+  /** The transaction stage() appends to, until commit(): its rows, the positions it saved, where its lines lie in time. */
   private txn?: {
     rows: number;
     positions: Map<string, string>;
