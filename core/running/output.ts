@@ -301,16 +301,19 @@ export class RunningOutput {
 
   /** Everything staged is committed: counted as written and delivered. */
   private delivered(): void {
-    this.stats.batches += this.staged.length;
-    const envs = this.unstage();
-    this.stats.written += envs.length;
+    // Batch by batch: one flat array of a transaction's events (~1 MB) would be a large object, mapped afresh each time.
+    const batches = this.staged;
+    this.stats.batches += batches.length;
+    this.stats.written += this.stagedEvents;
+    this.staged = [];
+    this.stagedEvents = 0;
     this.stats.last_success_ms = Date.now();
     if (this.stagedAttempts > 0) {
       this.log.info(`write succeeded after ${this.stagedAttempts} retries`);
       this.log.clear('retry');
       this.stagedAttempts = 0;
     }
-    for (const env of envs) env.delivery?.release(true);
+    for (const batch of batches) for (const env of batch) env.delivery?.release(true);
   }
 
   /** The staged batches, lost with their transaction: accepted already, to be staged again. */
