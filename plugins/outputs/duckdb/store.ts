@@ -345,8 +345,13 @@ export class Store {
     if (!this.writer) await this.open();
     const conn = this.connection;
     if (!this.txn) {
-      if (this.committedStale) await this.loadCommitted(conn);
-      await conn.run('BEGIN TRANSACTION');
+      try {
+        if (this.committedStale) await this.loadCommitted(conn);
+        await conn.run('BEGIN TRANSACTION');
+      } catch (err) {
+        // As a failed append: a fatal error here (the database invalidated) must reopen it too.
+        throw await this.abandon(err);
+      }
       this.txn = { rows: 0, positions: new Map(), changes: [] };
     }
     const txn = this.txn;

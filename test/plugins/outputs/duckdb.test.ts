@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeLog, makeMetric, type Event } from '../../../core/events.ts';
-import { PermanentError, type Checkpoint, type WriteContext } from '../../../core/plugin.ts';
+import { PermanentError, RetryableError, type Checkpoint, type WriteContext } from '../../../core/plugin.ts';
+import type { LogRecord } from '../../../core/log.ts';
+import { createDuckdb } from '../../../plugins/outputs/duckdb/index.ts';
 import { startAgent, tempDir, waitFor } from '../../helpers.ts';
-import { makeDuckdb, postQuery, queryFile, sampleInput } from './duckdb-helpers.ts';
+import { DUCKDB_DEFAULTS, makeDuckdb, pluginContext, postQuery, queryFile, sampleInput } from './duckdb-helpers.ts';
 
 const T = 1_773_212_400_123_456_789n; // 2026-03-11T07:00:00.123456789Z
 
@@ -111,6 +113,34 @@ test('a batch DuckDB cannot take commits neither its rows nor its positions, and
     assert.deepEqual(rows.rows, [[0, 0]]);
     await out.write([good], ctxFor([pos(1)]));
     assert.equal(out.stats.logs, 1, 'the store keeps working after a rejected batch');
+  } finally {
+    await out.stop!();
+    tmp.cleanup();
+  }
+});
+
+test('a fatal error as a transaction begins reopens the database, and the next batch lands', async () => {
+  const tmp = tempDir();
+  const logs: LogRecord[] = [];
+  const out = createDuckdb({ ...DUCKDB_DEFAULTS, commit_events: 122880 }, pluginContext(tmp.dir, logs));
+  try {
+    await out.start!();
+    await out.write([makeLog({ timestamp: T, message: 'before' })], ctxFor([pos(1)]));
+    // DuckDB invalidates a database after a fatal error (an I/O failure, say): every later statement fails until it is reopened.
+    const conn = out.store.connection;
+    const run = conn.run.bind(conn);
+    conn.run = (async (sql: string, ...rest: unknown[]) => {
+      if (sql === 'BEGIN TRANSACTION') throw new Error('FATAL Error: Failed: database has been invalidated because of a previous fatal error');
+      return (run as (...a: unknown[]) => unknown)(sql, ...rest);
+    }) as typeof conn.run;
+    await assert.rejects(out.stage!([makeLog({ timestamp: T + 1n, message: 'during' })], ctxFor([pos(2)])), (err: unknown) => err instanceof RetryableError);
+    assert.ok(logs.some((r) => /reopening it/.test(r.message)), 'the reopen is logged');
+    assert.notEqual(out.store.connection, conn, 'a new writer connection');
+    // Staged again, as the runtime does: it lands once, beside what was committed before.
+    await out.stage!([makeLog({ timestamp: T + 1n, message: 'during' })], ctxFor([pos(2)]));
+    await out.commit!();
+    const rows = await out.store.query('SELECT message FROM opshub_logs ORDER BY timestamp_ns', { maxRows: 10, timeoutMs: 5000 });
+    assert.deepEqual(rows.rows, [['before'], ['during']]);
   } finally {
     await out.stop!();
     tmp.cleanup();
