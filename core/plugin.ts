@@ -181,7 +181,9 @@ export interface Output extends SelfReporting {
    * TrackedEmit.onAccepted) and may stage more. commit() makes everything
    * staged durable: only then are the batches delivered. When either throws,
    * everything staged since the last commit is lost, and the runtime stages
-   * it again (PermanentError from stage() drops only that batch). Both or
+   * it again (PermanentError from stage() drops only that batch; from
+   * commit(), the lost batches are staged again and committed one at a
+   * time, and the one whose commit fails permanently is dropped). Both or
    * neither.
    */
   stage?(events: Event[], ctx: WriteContext): Promise<void>;

@@ -190,7 +190,7 @@ export class RunningOutput {
    */
   private shouldCommit(): boolean {
     if (this.staged.length === 0) return false;
-    if (this.stopping || this.detaching) return true;
+    if (this.stopping || this.detaching || this.isolating > 0) return true;
     return this.stagedEvents >= (this.plugin.commitEvents ?? 0) || this.commitDueInMs() <= 0;
   }
 
@@ -250,6 +250,7 @@ export class RunningOutput {
       const lost = this.lose();
       if (err instanceof PermanentError) {
         this.log.once(`permanent:${err.message}`, 'error', `dropping a batch of ${batch.length} events, retrying cannot help: ${err.message}`);
+        this.isolating = Math.max(0, this.isolating - batch.length);
         this.drop(batch, 'permanent');
         if (lost.length) this.stageAgain(lost);
         return;
@@ -271,6 +272,12 @@ export class RunningOutput {
 
   /** Failed stage() or commit() calls in a row, for the backoff. */
   private stagedAttempts = 0;
+  /**
+   * Events of a transaction whose commit failed permanently, still to be
+   * staged again: each batch of them is committed on its own, so that only
+   * the batch at fault is dropped (and the commit is not retried forever).
+   */
+  private isolating = 0;
 
   private async commitStaged(): Promise<void> {
     const started = performance.now();
@@ -280,6 +287,20 @@ export class RunningOutput {
       this.stats.write_seconds += (performance.now() - started) / 1000;
       this.stats.write_errors++;
       this.adoptCommitted();
+      if (err instanceof PermanentError) {
+        const batches = this.staged.length;
+        const lost = this.lose();
+        if (this.isolating > 0 || batches <= 1) {
+          this.isolating = Math.max(0, this.isolating - lost.length);
+          this.log.once(`permanent:${err.message}`, 'error', `dropping a batch of ${lost.length} events, retrying cannot help: ${err.message}`);
+          this.drop(lost, 'permanent');
+        } else {
+          this.isolating = lost.length;
+          this.log.warn(`a transaction of ${lost.length} events cannot be committed (${err.message}): committing its batches one by one, to drop only the one at fault`);
+          this.stageAgain(lost);
+        }
+        return;
+      }
       await this.retryLater(this.lose(), err, this.stagedAttempts++);
       return;
     }
@@ -303,6 +324,7 @@ export class RunningOutput {
   private delivered(): void {
     // Batch by batch: one flat array of a transaction's events (~1 MB) would be a large object, mapped afresh each time.
     const batches = this.staged;
+    this.isolating = Math.max(0, this.isolating - this.stagedEvents);
     this.stats.batches += batches.length;
     this.stats.written += this.stagedEvents;
     this.staged = [];

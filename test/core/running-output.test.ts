@@ -309,6 +309,26 @@ test('staging: a permanent error drops only its own batch; what was staged befor
   await out.stop(1000);
 });
 
+test('staging: a commit that fails permanently is not retried forever: its batches are committed one by one and only the one at fault is dropped', async () => {
+  const poisoned = (events: Event[]) => texts(events).includes('line 4');
+  const s = stager({ commitEvents: 6, commitIntervalMs: 50, fail: (what, _call, events) => (what === 'commit' && poisoned(events) ? new PermanentError('constraint violated at commit') : undefined) });
+  const records: LogRecord[] = [];
+  const out = new RunningOutput(outputConfig({ batchSize: 2 }), s.plugin, quietLog(records));
+  let accepted = 0;
+  let delivered = 0;
+  const bad = new Delivery({ onAccepted: () => accepted++, onDelivered: () => delivered++ });
+  for (let i = 0; i < 8; i++) out.push(i === 4 || i === 5 ? { ...line(i), delivery: bad } : line(i));
+  bad.release();
+  await out.start();
+  await waitFor(() => out.stats.written + out.stats.dropped === 8, 5000, 'every event written or dropped');
+  assert.deepEqual(texts(s.committed.flat()), ['line 0', 'line 1', 'line 2', 'line 3', 'line 6', 'line 7']);
+  assert.equal(out.stats.dropped_permanent, 2);
+  assert.equal(s.calls.commit, 5, 'the transaction of 6, then its 3 batches alone, then the last batch');
+  assert.deepEqual([accepted, delivered], [1, 1], 'the dropped batch is acknowledged');
+  assert.ok(records.some((r) => /one by one/.test(r.message)));
+  await out.stop(1000);
+});
+
 test('staging: a transaction open under a steady stream is committed after commitIntervalMs, and at stop', async () => {
   const s = stager({ commitIntervalMs: 100 });
   const out = new RunningOutput(outputConfig({ batchSize: 1 }), s.plugin, quietLog());
