@@ -1,13 +1,19 @@
 // Log processing throughput: regex_classifier + user_extraction + DuckDB
-// append (Appender, one transaction per batch with positions) on realistic
-// ~150-byte lines from Open WebUI, Ollama, uvicorn, nginx, Postgres and
-// Keycloak. DuckDB runs with threads=1, so the work sits on one core (the JS
-// thread, plus DuckDB's commit on a libuv worker; CPU time is reported).
-// Batches are staged into transactions of COMMIT_EVENTS lines (the output's
-// commit_events, default one row group: 122,880), as the runtime does under
-// load; COMMIT_EVENTS=0 commits every batch on its own (as before 2026-12-04).
-// Prints lines/s, MiB/s and peak RSS. Run: npx tsx bench/processing.ts
-// (LINES=1000000 BATCH=10000 to change the run).
+// append (data chunks through the Appender, positions in the same
+// transaction) on realistic ~150-byte lines from Open WebUI, Ollama,
+// uvicorn, nginx, Postgres and Keycloak, each with the container id and
+// image docker_logs attaches. DuckDB runs with threads=1, so the work sits on
+// one core (the JS thread, plus DuckDB's commit on a libuv worker; CPU time
+// of all threads is reported). Batches are staged into transactions of
+// COMMIT_EVENTS lines (the output's commit_events, default one row group:
+// 122,880), as the runtime does under load; COMMIT_EVENTS=0 commits every
+// batch on its own.
+// Measured: classify + extract + stage + commit, and the closing CHECKPOINT,
+// after WARMUP lines (JIT, heap growth and the store's first transactions
+// are start-up costs). Building the events is the input's work and is not
+// measured (bench/docker_logs.ts measures the input); an "all in" line gives
+// the figure with both. Prints lines/s, MiB/s and peak RSS.
+// Run: npx tsx bench/processing.ts   (LINES=983040 WARMUP=245760 BATCH=10000 COMMIT_EVENTS=122880)
 
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -15,16 +21,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { AgentHttpServer } from '../core/http.ts';
 import { createLogger } from '../core/log.ts';
-import type { Checkpoint, Event } from '../core/plugin.ts';
+import type { Checkpoint } from '../core/plugin.ts';
 import type { LogEvent } from '../core/events.ts';
 import { createRegexClassifier } from '../plugins/processors/regex_classifier/index.ts';
 import { createUserExtraction } from '../plugins/processors/user_extraction/index.ts';
 import { createDuckdb } from '../plugins/outputs/duckdb/index.ts';
 import { variedLines } from './support/flood.ts';
 
-const LINES = Number(process.env.LINES ?? 1_000_000);
+const LINES = Number(process.env.LINES ?? 983_040);
 const BATCH = Number(process.env.BATCH ?? 10000);
 const COMMIT_EVENTS = Number(process.env.COMMIT_EVENTS ?? 122_880);
+/** Lines run first and not measured (two transactions by default). */
+const WARMUP = Number(process.env.WARMUP ?? 245_760);
 
 // Distinct lines of about 150 bytes on average, as the target says, built from the classifier's samples.
 const POOL = 20_000;
@@ -63,64 +71,91 @@ const containerOf = (name: string) => {
   if (!c) containers.set(name, (c = { labels: { container: name, stream: 'stdout' }, id: idOf(name), image: `ghcr.io/example/${name}:latest` }));
   return c;
 };
-let processMs = 0;
 let peakRss = 0;
 let ts = BigInt(Date.now()) * 1_000_000n;
 
-/** One batch as the docker_logs input hands it over (a fresh event per line), classified and extracted. */
-function batch(n: number): [Event[], { positions: Array<Checkpoint | undefined>; checkpoints: Checkpoint[] }] {
-  const p0 = performance.now();
-  const events: Event[] = new Array(n);
+/** One batch as the docker_logs input hands it over: a fresh event per line, with its position. (The input's work: not timed.) */
+function build(n: number): [LogEvent[], { positions: Array<Checkpoint | undefined>; checkpoints: Checkpoint[] }] {
+  const events: LogEvent[] = new Array(n);
   const positions: Array<Checkpoint | undefined> = new Array(n);
   const latest = new Map<string, Checkpoint>();
   for (let i = 0; i < n; i++) {
     const { container, line } = pool[seq % POOL]!;
     seq++;
     const c = containerOf(container);
-    const e: LogEvent = { kind: 'log', timestamp: (ts += 1013n), source: container, level: 'info', message: line, labels: { ...c.labels }, attributes: { container_id: c.id, image: c.image } };
-    classifier.process(e);
-    extraction.process(e);
-    events[i] = e;
+    events[i] = { kind: 'log', timestamp: (ts += 1013n), source: container, level: 'info', message: line, labels: { ...c.labels }, attributes: { container_id: c.id, image: c.image } };
     const pos: Checkpoint = { input: 'docker_logs', key: c.id, value: seq, order: String(seq).padStart(12, '0') };
     positions[i] = pos;
     latest.set(c.id, pos);
   }
-  processMs += performance.now() - p0;
   return [events, { positions, checkpoints: [...latest.values()] }];
 }
 
-const t0 = performance.now();
-const cpu0 = process.cpuUsage();
-// One batch after another, each awaited: the work of a line is done on one
-// core at a time (the JS thread, then DuckDB's commit on a libuv worker).
-// As the runtime does: batches of BATCH, cut short where a transaction reaches COMMIT_EVENTS.
-let staged = 0;
-for (let done = 0, n = 0; done < LINES; done += n) {
-  n = Math.min(BATCH, LINES - done, out.stage ? COMMIT_EVENTS - staged : BATCH);
-  const [events, wctx] = batch(n);
-  if (out.stage) {
-    await out.stage(events, wctx);
-    staged += n;
-    if (staged >= COMMIT_EVENTS || done + n >= LINES) {
-      await out.commit!();
-      staged = 0;
-    }
-  } else await out.write(events, wctx);
-  const rss = process.memoryUsage().rss;
-  if (rss > peakRss) peakRss = rss;
+/** Time and CPU (all threads) spent in the measured work, and in classify + extract alone. */
+const spent = { ms: 0, cpuUs: 0, processMs: 0, buildMs: 0 };
+const measure = async (work: () => Promise<void> | void) => {
+  const t = performance.now();
+  const c = process.cpuUsage();
+  await work();
+  const used = process.cpuUsage(c);
+  spent.ms += performance.now() - t;
+  spent.cpuUs += used.user + used.system;
+};
+
+/**
+ * Runs `lines` through classify + extract + stage (+ commit), batches cut as
+ * the runtime cuts them. Only that is measured; building the events is the
+ * input's work (bench/docker_logs.ts measures the input).
+ */
+async function run(lines: number): Promise<void> {
+  let staged = 0;
+  for (let done = 0, n = 0; done < lines; done += n) {
+    n = Math.min(BATCH, lines - done, out.stage ? COMMIT_EVENTS - staged : BATCH);
+    const b0 = performance.now();
+    const [events, wctx] = build(n);
+    spent.buildMs += performance.now() - b0;
+    await measure(async () => {
+      const p0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        classifier.process(events[i]!);
+        extraction.process(events[i]!);
+      }
+      spent.processMs += performance.now() - p0;
+      if (out.stage) {
+        await out.stage(events, wctx);
+        staged += n;
+        if (staged >= COMMIT_EVENTS || done + n >= lines) {
+          await out.commit!();
+          staged = 0;
+        }
+      } else await out.write(events, wctx);
+    });
+    const rss = process.memoryUsage().rss;
+    if (rss > peakRss) peakRss = rss;
+  }
 }
-// The closing CHECKPOINT is work the rows need (compressing them into the file), so it is timed too.
-await out.stop!();
-const seconds = (performance.now() - t0) / 1000;
-const cpu = process.cpuUsage(cpu0);
+
+const all0 = performance.now();
+const allCpu0 = process.cpuUsage();
+// Warm-up, as the agent is after its first seconds: code optimised, heap grown, the store's first transactions written.
+await run(WARMUP);
+Object.assign(spent, { ms: 0, cpuUs: 0, processMs: 0, buildMs: 0 });
+await run(LINES);
+// The closing CHECKPOINT is work the rows need (compressing them into the file), so it is measured too.
+await measure(() => out.stop!());
+const allSeconds = (performance.now() - all0) / 1000;
+const allCpu = process.cpuUsage(allCpu0);
 const dbBytes = statSync(path.join(tmp, 'opshub.duckdb')).size;
 rmSync(tmp, { recursive: true, force: true });
 
+const seconds = spent.ms / 1000;
+const cpuSeconds = spent.cpuUs / 1e6;
 const rate = LINES / seconds;
 const fmt = (x: number) => Math.round(x).toLocaleString('en');
-console.log(`lines: ${fmt(LINES)} of ${avgBytes.toFixed(0)} bytes on average, batches of ${fmt(BATCH)}, ${COMMIT_EVENTS ? `transactions of ${fmt(COMMIT_EVENTS)}` : 'a transaction each'}, DuckDB threads=1`);
+console.log(`lines: ${fmt(LINES)} (after ${fmt(WARMUP)} to warm up) of ${avgBytes.toFixed(0)} bytes on average, batches of ${fmt(BATCH)}, ${COMMIT_EVENTS ? `transactions of ${fmt(COMMIT_EVENTS)}` : 'a transaction each'}, DuckDB threads=1`);
 console.log(`classify + extract + DuckDB append: ${fmt(rate)} lines/s (${((rate * avgBytes) / 2 ** 20).toFixed(1)} MiB/s)`);
-const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-console.log(`  per CPU-second (all threads: JS, DuckDB, GC): ${fmt(LINES / cpuSeconds)} lines; CPU ${cpuSeconds.toFixed(1)} s over ${seconds.toFixed(1)} s wall (${((100 * cpuSeconds) / seconds).toFixed(0)} % of one core)`);
-console.log(`  classify + extract alone: ${fmt(LINES / (processMs / 1000))} lines/s of JS time`);
-console.log(`peak RSS: ${(Math.max(peakRss, process.resourceUsage().maxRSS * 1024) / 2 ** 20).toFixed(0)} MiB; database file ${(dbBytes / 2 ** 20).toFixed(0)} MiB (${(dbBytes / LINES).toFixed(0)} bytes/line)`);
+console.log(`  per CPU-second (all threads: JS, DuckDB, GC): ${fmt(LINES / cpuSeconds)} lines; CPU ${cpuSeconds.toFixed(1)} s over ${seconds.toFixed(1)} s (${((100 * cpuSeconds) / seconds).toFixed(0)} % of one core)`);
+console.log(`  classify + extract alone: ${fmt(LINES / (spent.processMs / 1000))} lines/s of JS time`);
+const allLines = WARMUP + LINES;
+console.log(`  all in (warm-up, the events' building (${fmt(allLines / (spent.buildMs / 1000 || 1))} lines/s alone) and start included): ${fmt(allLines / ((allCpu.user + allCpu.system) / 1e6))} lines per CPU-second over ${allSeconds.toFixed(1)} s`);
+console.log(`peak RSS: ${(Math.max(peakRss, process.resourceUsage().maxRSS * 1024) / 2 ** 20).toFixed(0)} MiB; database file ${(dbBytes / 2 ** 20).toFixed(0)} MiB (${(dbBytes / allLines).toFixed(0)} bytes/line)`);
