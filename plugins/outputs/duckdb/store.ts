@@ -223,6 +223,8 @@ export class Store {
   };
   /** Why an open transaction was lost outside stage() and commit(); thrown by the next of them. */
   private lost?: Error;
+  /** Transactions committed (or tried), for their marks. */
+  private commits = 0;
 
   constructor(readonly opts: StoreOptions) {}
 
@@ -267,6 +269,7 @@ export class Store {
       await compactPositions(conn);
       await conn.run(`DELETE FROM _opshub_meta WHERE "key" = 'schema_version'`);
       await conn.run(`INSERT INTO _opshub_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
+      await conn.run(`INSERT INTO _opshub_meta SELECT 'last_commit', '' WHERE NOT EXISTS (SELECT 1 FROM _opshub_meta WHERE "key" = 'last_commit')`);
       for (const [name, sql] of VIEWS) {
         try {
           await conn.run(`CREATE OR REPLACE VIEW ${name} AS ${sql}`);
@@ -442,14 +445,40 @@ export class Store {
     this.throwIfLost();
     const txn = this.txn;
     if (!txn) return;
+    // A mark of this transaction, committed with it: DuckDB can report a
+    // COMMIT as failed that did land (its automatic checkpoint failed after
+    // the commit, which invalidates the database), and events without
+    // positions staged again would then be stored twice.
+    const mark = `${process.pid}-${++this.commits}-${Date.now()}`;
+    try {
+      await this.connection.run(`UPDATE _opshub_meta SET value = '${mark}' WHERE "key" = 'last_commit'`);
+    } catch (err) {
+      throw await this.abandon(err);
+    }
     try {
       await this.connection.run('COMMIT');
     } catch (err) {
-      throw await this.abandon(err);
+      const error = await this.abandon(err);
+      if (await this.landed(mark)) {
+        this.opts.warn('commit-landed', `DuckDB reported the commit as failed, but it landed (${duckdbMessage(err)}); it counts as done`);
+        return;
+      }
+      throw error;
     }
     this.txn = undefined;
     for (const c of txn.changes) this.recordChanges(c.events, c.oldest, c.newest);
     for (const [k, order] of txn.positions) this.committed.set(k, order);
+  }
+
+  /** Whether the transaction that wrote `mark` committed (asked after a failed COMMIT, once the store is reopened if it had to be). */
+  private async landed(mark: string): Promise<boolean> {
+    if (!this.writer) return false;
+    try {
+      const reader = await this.writer.runAndReadAll(`SELECT value FROM _opshub_meta WHERE "key" = 'last_commit'`);
+      return reader.getRows()[0]?.[0] === mark;
+    } catch {
+      return false;
+    }
   }
 
   /** Rolls the open transaction back after `err`; returns the error to throw. */

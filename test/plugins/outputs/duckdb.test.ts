@@ -147,6 +147,51 @@ test('a fatal error as a transaction begins reopens the database, and the next b
   }
 });
 
+test('a COMMIT that DuckDB reports as failed but that landed counts as done: events without positions are not stored twice', async () => {
+  const tmp = tempDir();
+  const logs: LogRecord[] = [];
+  const out = createDuckdb({ ...DUCKDB_DEFAULTS, commit_events: 122880 }, pluginContext(tmp.dir, logs));
+  try {
+    await out.start!();
+    const count = async () => (await out.store.query('SELECT count(*) FROM opshub_metrics', { maxRows: 1, timeoutMs: 5000 })).rows[0]![0];
+    // What DuckDB 1.5 does when the automatic checkpoint after a commit fails: the commit is durable, the error comes back anyway.
+    const conn = out.store.connection;
+    const run = conn.run.bind(conn) as (...a: unknown[]) => Promise<unknown>;
+    let fail: 'after' | 'before' = 'after';
+    conn.run = (async (sql: string, ...rest: unknown[]) => {
+      if (sql !== 'COMMIT') return run(sql, ...rest);
+      if (fail === 'before') throw new Error('TransactionContext Error: Failed to commit: disk I/O error');
+      await run(sql, ...rest);
+      throw new Error('FATAL Error: Failed to commit: the automatic checkpoint failed; reopen the database instance to recover');
+    }) as typeof conn.run;
+    await out.stage!([makeMetric('gpu', { util: 50 })], { positions: [undefined], checkpoints: [] });
+    await out.commit!(); // resolves: the runtime delivers, and does not stage the batch again
+    assert.equal(await count(), 1);
+    assert.ok(logs.some((r) => /but it landed/.test(r.message)));
+
+    // A COMMIT that did fail still fails, and nothing of it is stored.
+    const conn2 = out.store.connection;
+    assert.notEqual(conn2, conn, 'reopened after the fatal error');
+    const run2 = conn2.run.bind(conn2) as (...a: unknown[]) => Promise<unknown>;
+    fail = 'before';
+    conn2.run = (async (sql: string, ...rest: unknown[]) => {
+      if (sql === 'COMMIT' && fail === 'before') throw new Error('TransactionContext Error: Failed to commit: disk I/O error');
+      return run2(sql, ...rest);
+    }) as typeof conn2.run;
+    await out.stage!([makeMetric('gpu', { util: 60 })], { positions: [undefined], checkpoints: [] });
+    await assert.rejects(out.commit!(), (err: unknown) => err instanceof RetryableError);
+    assert.equal(await count(), 1);
+    // Staged again, as the runtime does: it lands once.
+    conn2.run = run2 as typeof conn2.run;
+    await out.stage!([makeMetric('gpu', { util: 60 })], { positions: [undefined], checkpoints: [] });
+    await out.commit!();
+    assert.equal(await count(), 2);
+  } finally {
+    await out.stop!();
+    tmp.cleanup();
+  }
+});
+
 test('staged batches share one transaction: invisible to readers until the commit; a replay within it is skipped; a failed batch takes the whole transaction with it', async () => {
   const tmp = tempDir();
   const out = makeDuckdb(tmp.dir, { commit_events: 122880 });
