@@ -33,7 +33,34 @@ export interface WriteStats {
   skipped: number;
 }
 
-const posKey = (input: string, key: string) => `${input}\u0000${key}`;
+/**
+ * The last order stored per (input, key). Nested maps: a lookup per line
+ * (lines of many containers interleaved) builds and hashes no key string.
+ */
+class Orders {
+  private readonly byInput = new Map<string, Map<string, string>>();
+  size = 0;
+
+  get(input: string, key: string): string | undefined {
+    return this.byInput.get(input)?.get(key);
+  }
+
+  set(input: string, key: string, order: string): void {
+    let keys = this.byInput.get(input);
+    if (!keys) this.byInput.set(input, (keys = new Map()));
+    if (!keys.has(key)) this.size++;
+    keys.set(key, order);
+  }
+
+  clear(): void {
+    this.byInput.clear();
+    this.size = 0;
+  }
+
+  *entries(): Generator<[string, string, string]> {
+    for (const [input, keys] of this.byInput) for (const [key, order] of keys) yield [input, key, order];
+  }
+}
 /** Superseded position rows are dropped at every CHECKPOINT, and after this many saves when checkpoints are off. */
 const COMPACT_POSITIONS_EVERY = 10_000;
 
@@ -197,7 +224,7 @@ function classify(err: unknown): Error {
 export class Store {
   private instance?: DuckDBInstance;
   private writer?: DuckDBConnection;
-  private committed = new Map<string, string>();
+  private committed = new Orders();
   private committedStale = true;
   /** Position rows saved since the last compaction. */
   private positionRows = 0;
@@ -218,7 +245,7 @@ export class Store {
   /** The transaction stage() appends to, until commit(): its rows, the positions it saved, where its lines lie in time. */
   private txn?: {
     rows: number;
-    positions: Map<string, string>;
+    positions: Orders;
     changes: Array<{ events: Event[]; oldest: bigint; newest: bigint }>;
   };
   /** Why an open transaction was lost outside stage() and commit(); thrown by the next of them. */
@@ -298,7 +325,7 @@ export class Store {
   private async loadCommitted(conn: DuckDBConnection): Promise<void> {
     const reader = await conn.runAndReadAll(`SELECT input, "key", max("order") FROM _opshub_positions GROUP BY ALL`);
     this.committed.clear();
-    for (const [input, key, order] of reader.getRows() as Array<[string, string, string]>) this.committed.set(posKey(input, key), order);
+    for (const [input, key, order] of reader.getRows() as Array<[string, string, string]>) this.committed.set(input, key, order);
     this.committedStale = false;
   }
 
@@ -355,7 +382,7 @@ export class Store {
         // As a failed append: a fatal error here (the database invalidated) must reopen it too.
         throw await this.abandon(err);
       }
-      this.txn = { rows: 0, positions: new Map(), changes: [] };
+      this.txn = { rows: 0, positions: new Orders(), changes: [] };
     }
     const txn = this.txn;
     const stats: WriteStats = { logs: 0, metrics: 0, activity: 0, skipped: 0 };
@@ -418,7 +445,7 @@ export class Store {
           this.positionRows = 0;
         }
       }
-      for (const cp of moved) staged.set(posKey(cp.input, cp.key), cp.order);
+      for (const cp of moved) staged.set(cp.input, cp.key, cp.order);
       if (oldest !== undefined) txn.changes.push({ events, oldest, newest: newest! });
       txn.rows += stats.logs + stats.metrics + stats.activity;
       return stats;
@@ -437,8 +464,7 @@ export class Store {
 
   /** The last order of (input, key) stored: staged in the open transaction, else committed. */
   private doneOrder(p: Checkpoint): string | undefined {
-    const k = posKey(p.input, p.key);
-    return this.txn?.positions.get(k) ?? this.committed.get(k);
+    return this.txn?.positions.get(p.input, p.key) ?? this.committed.get(p.input, p.key);
   }
 
   private async commitNow(): Promise<void> {
@@ -467,7 +493,7 @@ export class Store {
     }
     this.txn = undefined;
     for (const c of txn.changes) this.recordChanges(c.events, c.oldest, c.newest);
-    for (const [k, order] of txn.positions) this.committed.set(k, order);
+    for (const [input, key, order] of txn.positions.entries()) this.committed.set(input, key, order);
   }
 
   /** Whether the transaction that wrote `mark` committed (asked after a failed COMMIT, once the store is reopened if it had to be). */
