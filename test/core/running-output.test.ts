@@ -293,19 +293,24 @@ test('staging: a failed commit or stage stages every lost batch again, in order,
   await out.stop(1000);
 });
 
+/** Pushes lines 0..n-1; those in `tracked` share one delivery, whose acknowledgements are counted. */
+function pushLines(out: RunningOutput, n: number, tracked: number[]) {
+  const acks = { accepted: 0, delivered: 0 };
+  const delivery = new Delivery({ onAccepted: () => acks.accepted++, onDelivered: () => acks.delivered++ });
+  for (let i = 0; i < n; i++) out.push(tracked.includes(i) ? { ...line(i), delivery } : line(i));
+  delivery.release(); // fan-out done
+  return acks;
+}
+
 test('staging: a permanent error drops only its own batch; what was staged before is staged again', async () => {
   const s = stager({ commitEvents: 100, commitIntervalMs: 50, fail: (what, _call, events) => (what === 'stage' && texts(events).includes('line 2') ? new PermanentError('out of range') : undefined) });
   const out = new RunningOutput(outputConfig({ batchSize: 2 }), s.plugin, quietLog());
-  let accepted = 0;
-  let delivered = 0;
-  const bad = new Delivery({ onAccepted: () => accepted++, onDelivered: () => delivered++ });
-  for (let i = 0; i < 6; i++) out.push(i === 2 || i === 3 ? { ...line(i), delivery: bad } : line(i));
-  bad.release();
+  const bad = pushLines(out, 6, [2, 3]);
   await out.start();
   await waitFor(() => s.committed.flat().length === 4, 5000, 'the rest committed');
   assert.deepEqual(texts(s.committed.flat()), ['line 0', 'line 1', 'line 4', 'line 5']);
   assert.equal(out.stats.dropped_permanent, 2);
-  assert.deepEqual([accepted, delivered], [1, 1], 'a dropped batch is acknowledged');
+  assert.deepEqual([bad.accepted, bad.delivered], [1, 1], 'a dropped batch is acknowledged');
   await out.stop(1000);
 });
 
@@ -314,17 +319,13 @@ test('staging: a commit that fails permanently is not retried forever: its batch
   const s = stager({ commitEvents: 6, commitIntervalMs: 50, fail: (what, _call, events) => (what === 'commit' && poisoned(events) ? new PermanentError('constraint violated at commit') : undefined) });
   const records: LogRecord[] = [];
   const out = new RunningOutput(outputConfig({ batchSize: 2 }), s.plugin, quietLog(records));
-  let accepted = 0;
-  let delivered = 0;
-  const bad = new Delivery({ onAccepted: () => accepted++, onDelivered: () => delivered++ });
-  for (let i = 0; i < 8; i++) out.push(i === 4 || i === 5 ? { ...line(i), delivery: bad } : line(i));
-  bad.release();
+  const bad = pushLines(out, 8, [4, 5]);
   await out.start();
   await waitFor(() => out.stats.written + out.stats.dropped === 8, 5000, 'every event written or dropped');
   assert.deepEqual(texts(s.committed.flat()), ['line 0', 'line 1', 'line 2', 'line 3', 'line 6', 'line 7']);
   assert.equal(out.stats.dropped_permanent, 2);
   assert.equal(s.calls.commit, 5, 'the transaction of 6, then its 3 batches alone, then the last batch');
-  assert.deepEqual([accepted, delivered], [1, 1], 'the dropped batch is acknowledged');
+  assert.deepEqual([bad.accepted, bad.delivered], [1, 1], 'the dropped batch is acknowledged');
   assert.ok(records.some((r) => /one by one/.test(r.message)));
   await out.stop(1000);
 });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { makeLog, makeMetric, type Event } from '../../../core/events.ts';
 import { PermanentError, RetryableError, type Checkpoint, type WriteContext } from '../../../core/plugin.ts';
 import type { LogRecord } from '../../../core/log.ts';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { createDuckdb } from '../../../plugins/outputs/duckdb/index.ts';
 import { startAgent, tempDir, waitFor } from '../../helpers.ts';
 import { DUCKDB_DEFAULTS, makeDuckdb, pluginContext, postQuery, queryFile, sampleInput } from './duckdb-helpers.ts';
@@ -15,6 +16,26 @@ function ctxFor(positions: Array<Checkpoint | undefined>): WriteContext {
   const latest = new Map<string, Checkpoint>();
   for (const p of positions) if (p && (latest.get(`${p.input}/${p.key}`)?.order ?? '') <= p.order) latest.set(`${p.input}/${p.key}`, p);
   return { positions, checkpoints: [...latest.values()] };
+}
+
+/** Puts `intercept` in front of the connection's run(); it gets each statement and the real run(). */
+function interceptRun(conn: DuckDBConnection, intercept: (sql: string, run: () => Promise<unknown>) => Promise<unknown>): void {
+  const run = conn.run.bind(conn) as (...a: unknown[]) => Promise<unknown>;
+  conn.run = ((sql: string, ...rest: unknown[]) => intercept(sql, () => run(sql, ...rest))) as typeof conn.run;
+}
+
+/** Runs `fn` on a started output with the default staging, its log records in `logs`; stops it and removes its files after. */
+async function withStagingDuckdb(fn: (out: ReturnType<typeof createDuckdb>, logs: LogRecord[]) => Promise<void>): Promise<void> {
+  const tmp = tempDir();
+  const logs: LogRecord[] = [];
+  const out = createDuckdb({ ...DUCKDB_DEFAULTS, commit_events: 122880 }, pluginContext(tmp.dir, logs));
+  try {
+    await out.start!();
+    await fn(out, logs);
+  } finally {
+    await out.stop!();
+    tmp.cleanup();
+  }
 }
 
 const pos = (n: number, key = 'c1'): Checkpoint => ({ input: 'docker_logs', key, value: { n }, order: String(n).padStart(6, '0') });
@@ -119,20 +140,15 @@ test('a batch DuckDB cannot take commits neither its rows nor its positions, and
   }
 });
 
-test('a fatal error as a transaction begins reopens the database, and the next batch lands', async () => {
-  const tmp = tempDir();
-  const logs: LogRecord[] = [];
-  const out = createDuckdb({ ...DUCKDB_DEFAULTS, commit_events: 122880 }, pluginContext(tmp.dir, logs));
-  try {
-    await out.start!();
+test('a fatal error as a transaction begins reopens the database, and the next batch lands', () =>
+  withStagingDuckdb(async (out, logs) => {
     await out.write([makeLog({ timestamp: T, message: 'before' })], ctxFor([pos(1)]));
     // DuckDB invalidates a database after a fatal error (an I/O failure, say): every later statement fails until it is reopened.
     const conn = out.store.connection;
-    const run = conn.run.bind(conn);
-    conn.run = (async (sql: string, ...rest: unknown[]) => {
+    interceptRun(conn, async (sql, run) => {
       if (sql === 'BEGIN TRANSACTION') throw new Error('FATAL Error: Failed: database has been invalidated because of a previous fatal error');
-      return (run as (...a: unknown[]) => unknown)(sql, ...rest);
-    }) as typeof conn.run;
+      return run();
+    });
     await assert.rejects(out.stage!([makeLog({ timestamp: T + 1n, message: 'during' })], ctxFor([pos(2)])), (err: unknown) => err instanceof RetryableError);
     assert.ok(logs.some((r) => /reopening it/.test(r.message)), 'the reopen is logged');
     assert.notEqual(out.store.connection, conn, 'a new writer connection');
@@ -141,29 +157,18 @@ test('a fatal error as a transaction begins reopens the database, and the next b
     await out.commit!();
     const rows = await out.store.query('SELECT message FROM opshub_logs ORDER BY timestamp_ns', { maxRows: 10, timeoutMs: 5000 });
     assert.deepEqual(rows.rows, [['before'], ['during']]);
-  } finally {
-    await out.stop!();
-    tmp.cleanup();
-  }
-});
+  }));
 
-test('a COMMIT that DuckDB reports as failed but that landed counts as done: events without positions are not stored twice', async () => {
-  const tmp = tempDir();
-  const logs: LogRecord[] = [];
-  const out = createDuckdb({ ...DUCKDB_DEFAULTS, commit_events: 122880 }, pluginContext(tmp.dir, logs));
-  try {
-    await out.start!();
+test('a COMMIT that DuckDB reports as failed but that landed counts as done: events without positions are not stored twice', () =>
+  withStagingDuckdb(async (out, logs) => {
     const count = async () => (await out.store.query('SELECT count(*) FROM opshub_metrics', { maxRows: 1, timeoutMs: 5000 })).rows[0]![0];
     // What DuckDB 1.5 does when the automatic checkpoint after a commit fails: the commit is durable, the error comes back anyway.
     const conn = out.store.connection;
-    const run = conn.run.bind(conn) as (...a: unknown[]) => Promise<unknown>;
-    let fail: 'after' | 'before' = 'after';
-    conn.run = (async (sql: string, ...rest: unknown[]) => {
-      if (sql !== 'COMMIT') return run(sql, ...rest);
-      if (fail === 'before') throw new Error('TransactionContext Error: Failed to commit: disk I/O error');
-      await run(sql, ...rest);
+    interceptRun(conn, async (sql, run) => {
+      if (sql !== 'COMMIT') return run();
+      await run();
       throw new Error('FATAL Error: Failed to commit: the automatic checkpoint failed; reopen the database instance to recover');
-    }) as typeof conn.run;
+    });
     await out.stage!([makeMetric('gpu', { util: 50 })], { positions: [undefined], checkpoints: [] });
     await out.commit!(); // resolves: the runtime delivers, and does not stage the batch again
     assert.equal(await count(), 1);
@@ -172,25 +177,20 @@ test('a COMMIT that DuckDB reports as failed but that landed counts as done: eve
     // A COMMIT that did fail still fails, and nothing of it is stored.
     const conn2 = out.store.connection;
     assert.notEqual(conn2, conn, 'reopened after the fatal error');
-    const run2 = conn2.run.bind(conn2) as (...a: unknown[]) => Promise<unknown>;
-    fail = 'before';
-    conn2.run = (async (sql: string, ...rest: unknown[]) => {
-      if (sql === 'COMMIT' && fail === 'before') throw new Error('TransactionContext Error: Failed to commit: disk I/O error');
-      return run2(sql, ...rest);
-    }) as typeof conn2.run;
+    let failCommit = true;
+    interceptRun(conn2, async (sql, run) => {
+      if (sql === 'COMMIT' && failCommit) throw new Error('TransactionContext Error: Failed to commit: disk I/O error');
+      return run();
+    });
     await out.stage!([makeMetric('gpu', { util: 60 })], { positions: [undefined], checkpoints: [] });
     await assert.rejects(out.commit!(), (err: unknown) => err instanceof RetryableError);
     assert.equal(await count(), 1);
     // Staged again, as the runtime does: it lands once.
-    conn2.run = run2 as typeof conn2.run;
+    failCommit = false;
     await out.stage!([makeMetric('gpu', { util: 60 })], { positions: [undefined], checkpoints: [] });
     await out.commit!();
     assert.equal(await count(), 2);
-  } finally {
-    await out.stop!();
-    tmp.cleanup();
-  }
-});
+  }));
 
 test('staged batches share one transaction: invisible to readers until the commit; a replay within it is skipped; a failed batch takes the whole transaction with it', async () => {
   const tmp = tempDir();
