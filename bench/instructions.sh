@@ -6,7 +6,9 @@
 # Two runs (LINES and LINES_BASE lines, in parallel) cancel start-up: the
 # figure is their difference over the lines between. V8 runs single-threaded
 # with fixed seeds (GC and compilation on the main thread, counted too).
-# Needs valgrind (Debian: apt-get install valgrind); ~3 minutes.
+# Both runs first do processing.ts's unmeasured warm-up (WARMUP lines, the
+# same in each), so since 2e30c6d the figure is a steady-state line's.
+# Needs valgrind (Debian: apt-get install valgrind); ~4 minutes.
 # Run: bash bench/instructions.sh   (LINES=110000 LINES_BASE=10000 BATCH=10000 to change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
