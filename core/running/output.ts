@@ -173,6 +173,13 @@ export class RunningOutput {
     for (const env of envs) this.release(env);
   }
 
+  /** Drops a batch that retrying cannot help (said once per message); it no longer counts among the events being isolated. */
+  private dropPermanent(batch: Envelope[], err: PermanentError): void {
+    this.log.once(`permanent:${err.message}`, 'error', `dropping a batch of ${batch.length} events, retrying cannot help: ${err.message}`);
+    this.isolating = Math.max(0, this.isolating - batch.length);
+    this.drop(batch, 'permanent');
+  }
+
   private release(env: Envelope, accepted = false): void {
     if (this.acceptedBefore.size && this.acceptedBefore.delete(env)) accepted = true;
     env.delivery?.release(accepted);
@@ -249,9 +256,7 @@ export class RunningOutput {
       this.adoptCommitted();
       const lost = this.lose();
       if (err instanceof PermanentError) {
-        this.log.once(`permanent:${err.message}`, 'error', `dropping a batch of ${batch.length} events, retrying cannot help: ${err.message}`);
-        this.isolating = Math.max(0, this.isolating - batch.length);
-        this.drop(batch, 'permanent');
+        this.dropPermanent(batch, err);
         if (lost.length) this.stageAgain(lost);
         return;
       }
@@ -290,11 +295,8 @@ export class RunningOutput {
       if (err instanceof PermanentError) {
         const batches = this.staged.length;
         const lost = this.lose();
-        if (this.isolating > 0 || batches <= 1) {
-          this.isolating = Math.max(0, this.isolating - lost.length);
-          this.log.once(`permanent:${err.message}`, 'error', `dropping a batch of ${lost.length} events, retrying cannot help: ${err.message}`);
-          this.drop(lost, 'permanent');
-        } else {
+        if (this.isolating > 0 || batches <= 1) this.dropPermanent(lost, err);
+        else {
           this.isolating = lost.length;
           this.log.warn(`a transaction of ${lost.length} events cannot be committed (${err.message}): committing its batches one by one, to drop only the one at fault`);
           this.stageAgain(lost);
@@ -396,8 +398,7 @@ export class RunningOutput {
         this.stats.write_seconds += (performance.now() - started) / 1000;
         this.stats.write_errors++;
         if (err instanceof PermanentError) {
-          this.log.once(`permanent:${err.message}`, 'error', `dropping a batch of ${batch.length} events, retrying cannot help: ${err.message}`);
-          this.drop(batch, 'permanent');
+          this.dropPermanent(batch, err);
           return;
         }
         if (this.detaching) {
