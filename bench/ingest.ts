@@ -25,8 +25,8 @@ const COMMIT_EVENTS = Number(process.env.COMMIT_EVENTS ?? 122_880);
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'opshub-bench-ingest-'));
 const yaml = path.join(tmp, 'bench.yaml');
 writeFileSync(yaml, floodPipelineYaml({ dataDir: tmp, duckdb: [`batch_size: ${BATCH}`, 'threads: 1', `commit_events: ${COMMIT_EVENTS}`] }));
-// 20,000 distinct lines of about 150 bytes, as in bench/processing.ts.
-const agent = await Agent.start({ file: yaml, builtins: [...builtinPlugins, floodInput({ minLength: 100, maxLength: 260, distinct: 20_000, maxPending: MAX_PENDING })], watch: false, listen: '127.0.0.1:0' });
+// 20,000 lines of about 150 bytes, each with its own clock (DISTINCT=0: repeated verbatim), as in bench/processing.ts.
+const agent = await Agent.start({ file: yaml, builtins: [...builtinPlugins, floodInput({ minLength: 100, maxLength: 260, distinct: 20_000, clock: process.env.DISTINCT !== '0', maxPending: MAX_PENDING })], watch: false, listen: '127.0.0.1:0' });
 const output = agent.pipeline.outputs.get('duckdb')!;
 const written = () => output.stats.written;
 /** Waits for the next commit (the written count moving), polled every millisecond; when it landed, and the CPU used by then. */

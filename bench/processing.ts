@@ -26,7 +26,7 @@ import type { LogEvent } from '../core/events.ts';
 import { createRegexClassifier } from '../plugins/processors/regex_classifier/index.ts';
 import { createUserExtraction } from '../plugins/processors/user_extraction/index.ts';
 import { createDuckdb } from '../plugins/outputs/duckdb/index.ts';
-import { variedLines } from './support/flood.ts';
+import { ClockedLines, variedLines } from './support/flood.ts';
 
 const LINES = Number(process.env.LINES ?? 983_040);
 const BATCH = Number(process.env.BATCH ?? 10000);
@@ -46,29 +46,7 @@ const avgBytes = pool.reduce((a, p) => a + Buffer.byteLength(p.line), 0) / pool.
  * one by one (FSST), and cost ~12 % fewer instructions a line than real logs.
  */
 const DISTINCT = process.env.DISTINCT !== '0';
-const templates = pool.map(({ line }) => {
-  const bytes = Buffer.from(line);
-  const clock = /(?<!\d)\d\d:\d\d:\d\d(?:[.,]\d{3})?/.exec(line);
-  // Offsets are bytes; the clock comes before any non-ASCII text in these samples.
-  return { bytes, clockAt: clock ? Buffer.byteLength(line.slice(0, clock.index)) : -1, millis: clock?.[0].length === 12 };
-});
-const scratch = Buffer.alloc(Math.max(...templates.map((t) => t.bytes.length)));
-const putDigits = (at: number, value: number, digits: number) => {
-  for (let d = digits - 1; d >= 0; d--, value = Math.floor(value / 10)) scratch[at + d] = 48 + (value % 10);
-};
-/** The pool's line `n` with the clock at `ms` (ms of the day), decoded from bytes as docker_logs decodes its lines. */
-function lineAt(n: number, ms: number): string {
-  const t = templates[n]!;
-  if (!DISTINCT || t.clockAt < 0) return pool[n]!.line;
-  t.bytes.copy(scratch);
-  const at = t.clockAt;
-  putDigits(at, Math.floor(ms / 3_600_000) % 24, 2);
-  putDigits(at + 3, Math.floor(ms / 60_000) % 60, 2);
-  putDigits(at + 6, Math.floor(ms / 1000) % 60, 2);
-  if (t.millis) putDigits(at + 9, ms % 1000, 3);
-  return scratch.toString('utf8', 0, t.bytes.length);
-}
-
+const clocked = new ClockedLines(pool.map((p) => p.line));
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'opshub-bench-'));
 const log = createLogger({ level: 'error' });
@@ -112,7 +90,7 @@ function build(n: number): [LogEvent[], { positions: Array<Checkpoint | undefine
   const latest = new Map<string, Checkpoint>();
   for (let i = 0; i < n; i++) {
     const { container } = pool[seq % POOL]!;
-    const message = lineAt(seq % POOL, seq);
+    const message = DISTINCT ? clocked.at(seq % POOL, seq) : pool[seq % POOL]!.line;
     seq++;
     const c = containerOf(container);
     events[i] = { kind: 'log', timestamp: (ts += 1013n), source: container, level: 'info', message, labels: { ...c.labels }, attributes: { container_id: c.id, image: c.image } };

@@ -17,8 +17,10 @@ export interface FloodOptions {
   maxPending?: number;
   /** Lines per emit. */
   chunk?: number;
-  /** Vary the samples into this many distinct lines (0: the samples as they are). */
+  /** Vary the samples into this many lines (0: the samples as they are). */
   distinct?: number;
+  /** Give each line its own clock (see ClockedLines). */
+  clock?: boolean;
 }
 
 /**
@@ -37,6 +39,44 @@ export function variedLines(count: number, minLength: number, maxLength: number)
   return pool;
 }
 
+/**
+ * Lines whose clock (HH:MM:SS, and .mmm where a line has it) is rewritten
+ * per use, as a real log's lines differ at least in their time: the same
+ * few thousand lines repeated verbatim would let DuckDB store messages as a
+ * dictionary, far cheaper than compressing distinct lines (FSST). Each line
+ * is decoded from bytes, as docker_logs decodes its lines.
+ */
+export class ClockedLines {
+  private readonly templates: Array<{ bytes: Buffer; clockAt: number; millis: boolean }>;
+  private readonly scratch: Buffer;
+
+  constructor(private readonly lines: readonly string[]) {
+    this.templates = lines.map((line) => {
+      const clock = /(?<!\d)\d\d:\d\d:\d\d(?:[.,]\d{3})?/.exec(line);
+      return { bytes: Buffer.from(line), clockAt: clock ? Buffer.byteLength(line.slice(0, clock.index)) : -1, millis: clock?.[0].length === 12 };
+    });
+    this.scratch = Buffer.alloc(Math.max(0, ...this.templates.map((t) => t.bytes.length)));
+  }
+
+  /** Line `n` with its clock at `ms` milliseconds into the day (lines without a clock as they are). */
+  at(n: number, ms: number): string {
+    const t = this.templates[n]!;
+    if (t.clockAt < 0) return this.lines[n]!;
+    const b = this.scratch;
+    t.bytes.copy(b);
+    const at = t.clockAt;
+    putDigits(b, at, Math.floor(ms / 3_600_000) % 24, 2);
+    putDigits(b, at + 3, Math.floor(ms / 60_000) % 60, 2);
+    putDigits(b, at + 6, Math.floor(ms / 1000) % 60, 2);
+    if (t.millis) putDigits(b, at + 9, ms % 1000, 3);
+    return b.toString('utf8', 0, t.bytes.length);
+  }
+}
+
+function putDigits(b: Buffer, at: number, value: number, digits: number): void {
+  for (let d = digits - 1; d >= 0; d--, value = Math.floor(value / 10)) b[at + d] = 48 + (value % 10);
+}
+
 /** The classifier's real-looking lines, with the container each came from. */
 export function sampleLines(minLength: number, maxLength: number): Array<{ container: string; line: string }> {
   const dir = path.resolve(import.meta.dirname, '../../plugins/processors/regex_classifier/testdata');
@@ -52,6 +92,7 @@ export function floodInput(opts: FloodOptions = {}): PluginDefinition {
   const min = opts.minLength ?? 60;
   const max = opts.maxLength ?? 300;
   const pool = opts.distinct ? variedLines(opts.distinct, min, max) : sampleLines(min, max);
+  const clocked = opts.clock ? new ClockedLines(pool.map((p) => p.line)) : undefined;
   return {
     kind: 'service_input',
     type: 'flood',
@@ -85,8 +126,11 @@ export function floodInput(opts: FloodOptions = {}): PluginDefinition {
           budget -= chunk;
           const events: LogEvent[] = [];
           for (let i = 0; i < chunk; i++) {
-            const s = pool[seq++ % pool.length]!;
-            events.push(makeLog({ timestamp: nowNs(), source: s.container, message: s.line, labels: { container: s.container, stream: 'stdout' } }));
+            const n = seq % pool.length;
+            const s = pool[n]!;
+            const message = clocked ? clocked.at(n, seq) : s.line;
+            seq++;
+            events.push(makeLog({ timestamp: nowNs(), source: s.container, message, labels: { container: s.container, stream: 'stdout' } }));
           }
           pending += chunk;
           // Accepted (staged by an output that commits later) frees the window, as in docker_logs.
