@@ -198,6 +198,8 @@ test('the category scanner agrees with trying each whole rule in order', () => {
     'xhttp/1.1" 403', '"GET /x HTTP/1.1" 401', '[GIN] 2026/03/11 - 06:50:04 | 401 | 1s | 1.2.3.4 | GET "/"', '[gin] x | 429 |',
     '2024-05-01 12:00:00.123 UTC [68] LOG:  checkpoint starting: time', 'relation "users" does not exist', 'timed out', 'time out', 'timeout',
     'session expired for gpu user after slow startup', 'Tensor Cores enabled; permission denied', 'sso', 'ss', 'llm_load_tensors: offloaded 33/33 layers to GPU',
+    // Non-ASCII letters are not word characters to \b (no u flag): a word may start right after one.
+    'éauth failed', 'naïvegpu', 'ß_gpu', '日本gpu',
   );
   // Random sentences of rule words and filler, so rules meet each other on one line.
   const words = DEFAULT_CATEGORIES.flatMap((r) => r.words ?? []).map((w) => literalStart(w));
