@@ -55,7 +55,7 @@ export class ClockedLines {
       const clock = /(?<!\d)\d\d:\d\d:\d\d(?:[.,]\d{3})?/.exec(line);
       return { bytes: Buffer.from(line), clockAt: clock ? Buffer.byteLength(line.slice(0, clock.index)) : -1, millis: clock?.[0].length === 12 };
     });
-    this.scratch = Buffer.alloc(Math.max(0, ...this.templates.map((t) => t.bytes.length)));
+    this.scratch = Buffer.alloc(this.templates.reduce((most, t) => Math.max(most, t.bytes.length), 0));
   }
 
   /** Line `n` with its clock at `ms` milliseconds into the day (lines without a clock as they are). */
