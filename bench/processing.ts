@@ -89,8 +89,9 @@ function build(n: number): [LogEvent[], { positions: Array<Checkpoint | undefine
   const positions: Array<Checkpoint | undefined> = new Array(n);
   const latest = new Map<string, Checkpoint>();
   for (let i = 0; i < n; i++) {
-    const { container } = pool[seq % POOL]!;
-    const message = DISTINCT ? clocked.at(seq % POOL, seq) : pool[seq % POOL]!.line;
+    const at = seq % POOL;
+    const { container, line } = pool[at]!;
+    const message = DISTINCT ? clocked.at(at, seq) : line;
     seq++;
     const c = containerOf(container);
     events[i] = { kind: 'log', timestamp: (ts += 1013n), source: container, level: 'info', message, labels: { ...c.labels }, attributes: { container_id: c.id, image: c.image } };
