@@ -157,7 +157,9 @@ await measure(() => out.stop!());
 const allSeconds = (performance.now() - all0) / 1000;
 const allCpu = process.cpuUsage(allCpu0);
 const dbBytes = statSync(path.join(tmp, 'opshub.duckdb')).size;
-rmSync(tmp, { recursive: true, force: true });
+// KEEP_DB=1 leaves the database file for a look at its storage (pragma_storage_info).
+if (process.env.KEEP_DB) console.log(`database kept: ${path.join(tmp, 'opshub.duckdb')}`);
+else rmSync(tmp, { recursive: true, force: true });
 
 const seconds = spent.ms / 1000;
 const cpuSeconds = spent.cpuUs / 1e6;

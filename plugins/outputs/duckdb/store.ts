@@ -13,7 +13,7 @@ import type { Event, LogEvent, MetricEvent } from '../../../core/events.ts';
 import type { Checkpoint, WriteContext } from '../../../core/plugin.ts';
 import { PermanentError, RetryableError } from '../../../core/plugin.ts';
 import { duckdbMessage, runReadQuery, type QueryOptions, type QueryResult } from './query.ts';
-import { SCHEMA_VERSION, TABLES_DDL, VIEWS } from './schema.ts';
+import { SCHEMA_VERSION, tablesDdl, VIEWS } from './schema.ts';
 
 export interface StoreOptions {
   file: string;
@@ -221,6 +221,16 @@ function classify(err: unknown): Error {
   return new RetryableError(`DuckDB write failed: ${msg}`);
 }
 
+/** The oldest storage version with ZSTD-compressed text (DuckDB 1.2). */
+const STORAGE_VERSION = 'v1.2.0';
+
+/** Whether the open file's storage version can hold ZSTD-compressed columns. */
+async function hasZstd(conn: DuckDBConnection): Promise<boolean> {
+  const reader = await conn.runAndReadAll(`SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()`);
+  const version = /^v(\d+)\.(\d+)/.exec(String(reader.getRows()[0]?.[0] ?? ''));
+  return version !== null && (Number(version[1]) > 1 || (Number(version[1]) === 1 && Number(version[2]) >= 2));
+}
+
 export class Store {
   private instance?: DuckDBInstance;
   private writer?: DuckDBConnection;
@@ -289,10 +299,13 @@ export class Store {
     if (this.opts.memoryLimit) options.memory_limit = this.opts.memoryLimit;
     if (this.opts.threads) options.threads = String(this.opts.threads);
     if (this.opts.walSize) options.checkpoint_threshold = this.opts.walSize;
+    // A new file is created readable by DuckDB 1.2 and later, the first with
+    // ZSTD for text; a file created before keeps its version.
+    options.storage_compatibility_version = STORAGE_VERSION;
     this.instance = await DuckDBInstance.fromCache(this.opts.file, options);
     const conn = await this.instance.connect();
     try {
-      for (const ddl of TABLES_DDL) await conn.run(ddl);
+      for (const ddl of tablesDdl(await hasZstd(conn))) await conn.run(ddl);
       await compactPositions(conn);
       await conn.run(`DELETE FROM _opshub_meta WHERE "key" = 'schema_version'`);
       await conn.run(`INSERT INTO _opshub_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
