@@ -27,7 +27,7 @@ import { Worker } from 'node:worker_threads';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Agent } from '../core/agent.ts';
 import { builtinPlugins } from '../core/builtins.ts';
-import { TABLES_DDL } from '../plugins/outputs/duckdb/schema.ts';
+import { STORAGE_VERSION, tablesDdl } from '../plugins/outputs/duckdb/schema.ts';
 import { floodInput, floodPipelineYaml } from './support/flood.ts';
 
 const LINES = Number(process.env.LINES ?? 10_000_000);
@@ -46,9 +46,11 @@ const mib = (b: number) => `${(b / 1048576).toFixed(0)} MiB`;
 // --- 1. the store -------------------------------------------------------------
 async function generate(): Promise<number> {
   const started = performance.now();
-  const db = await DuckDBInstance.create(file);
+  // Laid out as outputs.duckdb creates a new file (ZSTD messages); ZSTD=0: as a file from before (DuckDB's choice, FSST).
+  const zstd = process.env.ZSTD !== '0';
+  const db = await DuckDBInstance.create(file, zstd ? { storage_compatibility_version: STORAGE_VERSION } : {});
   const c = await db.connect();
-  for (const ddl of TABLES_DDL) await c.run(ddl);
+  for (const ddl of tablesDdl(zstd)) await c.run(ddl);
   const spanUs = DAYS * 86_400_000_000;
   const startUs = Date.now() * 1000 - spanUs;
   // Time-ordered, as ingestion writes them (so row groups cover narrow time ranges).

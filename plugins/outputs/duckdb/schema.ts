@@ -19,6 +19,15 @@ export const SCHEMA_VERSION = '1';
 export const DAY_TABLES = ['opshub_logs', 'opshub_metrics', 'opshub_activity'] as const;
 export type DayTable = (typeof DAY_TABLES)[number];
 
+/** The storage version of new files: the oldest with ZSTD-compressed text (DuckDB 1.2). */
+export const STORAGE_VERSION = 'v1.2.0';
+
+/** Whether a file of `version` (as duckdb_databases() tags it: 'v1.0.0+') can hold ZSTD-compressed columns. */
+export function holdsZstd(version: string): boolean {
+  const v = /^v(\d+)\.(\d+)/.exec(version);
+  return v !== null && (Number(v[1]) > 1 || (Number(v[1]) === 1 && Number(v[2]) >= 2));
+}
+
 /**
  * The tables. `zstd`: log messages, distinct line by line if only by their
  * time, are compressed with ZSTD, which needs a file of storage version

@@ -13,7 +13,7 @@ import type { Event, LogEvent, MetricEvent } from '../../../core/events.ts';
 import type { Checkpoint, WriteContext } from '../../../core/plugin.ts';
 import { PermanentError, RetryableError } from '../../../core/plugin.ts';
 import { duckdbMessage, runReadQuery, type QueryOptions, type QueryResult } from './query.ts';
-import { SCHEMA_VERSION, tablesDdl, VIEWS } from './schema.ts';
+import { holdsZstd, SCHEMA_VERSION, STORAGE_VERSION, tablesDdl, VIEWS } from './schema.ts';
 
 export interface StoreOptions {
   file: string;
@@ -221,14 +221,10 @@ function classify(err: unknown): Error {
   return new RetryableError(`DuckDB write failed: ${msg}`);
 }
 
-/** The oldest storage version with ZSTD-compressed text (DuckDB 1.2). */
-const STORAGE_VERSION = 'v1.2.0';
-
 /** Whether the open file's storage version can hold ZSTD-compressed columns. */
 async function hasZstd(conn: DuckDBConnection): Promise<boolean> {
   const reader = await conn.runAndReadAll(`SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()`);
-  const version = /^v(\d+)\.(\d+)/.exec(String(reader.getRows()[0]?.[0] ?? ''));
-  return version !== null && (Number(version[1]) > 1 || (Number(version[1]) === 1 && Number(version[2]) >= 2));
+  return holdsZstd(String(reader.getRows()[0]?.[0] ?? ''));
 }
 
 export class Store {
