@@ -61,7 +61,10 @@ async function inputAlone(): Promise<number> {
     emitMany: () => undefined,
     emitTracked(events, track) {
       count += events.length;
-      queueMicrotask(() => track.onDelivered?.());
+      queueMicrotask(() => {
+        track.onAccepted?.();
+        track.onDelivered?.();
+      });
       if (count >= LINES) done();
     },
     log: () => undefined,

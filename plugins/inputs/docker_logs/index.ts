@@ -423,8 +423,22 @@ class Follower {
     const entry = { seq, position: positions[positions.length - 1]!.value as SavedPosition, done: false };
     this.acks.push(entry);
     // Accepted (staged by an output that commits later) frees the read window; only delivered moves the checkpoint.
+    // Delivered implies accepted: an accumulator that only calls onDelivered (a plugin's own harness) must not stall the input.
     const n = events.length;
-    this.owner.acc!.emitTracked(events, { positions, onAccepted: () => this.owner.acknowledged(n), onDelivered: () => this.delivered(entry) });
+    let accepted = false;
+    const accept = () => {
+      if (accepted) return;
+      accepted = true;
+      this.owner.acknowledged(n);
+    };
+    this.owner.acc!.emitTracked(events, {
+      positions,
+      onAccepted: accept,
+      onDelivered: () => {
+        accept();
+        this.delivered(entry);
+      },
+    });
     // After the emit: a pause asks the outputs to write what they hold, and these lines must be in it.
     this.owner.sent(events.length);
   }

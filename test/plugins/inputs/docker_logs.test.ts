@@ -7,7 +7,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { formatNs, type Event, type LogEvent } from '../../../core/events.ts';
 import { memoryOutput, startAgent, tempDir, waitFor, type TestAgent } from '../../helpers.ts';
-import type { DockerLogsInput } from '../../../plugins/inputs/docker_logs/index.ts';
+import { createLogger } from '../../../core/log.ts';
+import type { PluginContext, TrackedEmit } from '../../../core/plugin.ts';
+import { DockerLogsInput, type DockerLogsConfig } from '../../../plugins/inputs/docker_logs/index.ts';
 import { cliLogs, removeTestContainers, requireDocker, runContainer, uniqueName, waitExited } from '../../docker.ts';
 
 before(async () => {
@@ -31,6 +33,11 @@ outputs:
   - type: memory${outputExtra}
 `;
 }
+
+const configDefaults: DockerLogsConfig = {
+  endpoint: '', discover: true, tls_ca: '', tls_cert: '', tls_key: '', api_timeout: '10s', include: [], exclude: [], include_labels: [], exclude_labels: [],
+  include_stopped: false, start_from: 'end', tail: -1, max_line_bytes: '1MiB', max_pending_lines: 2000,
+};
 
 function logsOf(events: Event[], name: string): LogEvent[] {
   return events.filter((e): e is LogEvent => e.kind === 'log' && e.source === name);
@@ -181,6 +188,52 @@ test('paused at max_pending_lines, the input has outputs write partial batches: 
     await waitFor(() => logsOf(events, name).length >= 5000, 15_000, '5000 lines');
     assert.deepEqual(logsOf(events, name).map((e) => e.message), Array.from({ length: 5000 }, (_, i) => String(i + 1)));
   });
+});
+
+/** Drives the input with an accumulator of our own, as a plugin's own harness would; `ack` acknowledges each tracked batch. */
+async function readAlone(name: string, maxPending: number, ack: (track: TrackedEmit) => void): Promise<{ messages: string[]; input: DockerLogsInput }> {
+  const { dir, cleanup } = tempDir();
+  const messages: string[] = [];
+  const acc = {
+    emit: () => undefined,
+    emitMany: () => undefined,
+    emitTracked(events: Event[], track: TrackedEmit) {
+      for (const e of events) if (e.kind === 'log') messages.push(e.message);
+      queueMicrotask(() => ack(track));
+    },
+    log: () => undefined,
+    metric: () => undefined,
+    error: () => undefined,
+    flush: () => undefined,
+  };
+  const ctx = { id: 'docker_logs', log: createLogger({ level: 'error' }), dataDir: dir, hostname: 'test', signal: new AbortController().signal } as unknown as PluginContext;
+  const input = new DockerLogsInput({ ...configDefaults, include: [`^${name}$`], include_stopped: true, start_from: 'beginning', max_pending_lines: maxPending }, ctx);
+  try {
+    await input.start(acc);
+    await waitFor(() => messages.length >= 3000, 15_000, '3000 lines');
+    return { messages, input };
+  } finally {
+    await input.stop();
+    await input.close();
+    cleanup();
+  }
+}
+
+test('an accumulator that only calls onDelivered still frees the read window; one that calls both frees it once', async () => {
+  const name = uniqueName('opshub-test-window');
+  const c = await runContainer('seq 1 3000', { name });
+  await waitExited(c);
+  const expected = Array.from({ length: 3000 }, (_, i) => String(i + 1));
+  // Delivered implies accepted: a window of 100 lines would otherwise stop the input after its first batches.
+  const delivered = await readAlone(name, 100, (t) => t.onDelivered?.());
+  assert.deepEqual(delivered.messages, expected);
+  const both = await readAlone(name, 100, (t) => {
+    t.onAccepted?.();
+    t.onDelivered?.();
+  });
+  assert.deepEqual(both.messages, expected);
+  // Each batch counted off once: nothing is left unacknowledged, and nothing below zero.
+  assert.equal((both.input as unknown as { pending: number }).pending, 0);
 });
 
 test('start_from: end skips what existing containers wrote before the first start, reads what follows', async () => {
