@@ -99,7 +99,12 @@ async function timedPipeline(input: string, rest: string, builtins: PluginDefini
   const t = performance.now();
   const cpu0 = process.cpuUsage();
   await pipeline.apply(cfg, { strict: true });
-  while (!stored(pipeline)) await new Promise((r) => setTimeout(r, 5));
+  while (!stored(pipeline)) {
+    // Dropped lines never arrive: say so rather than wait for ever.
+    const dropped = [...pipeline.outputs.values()].reduce((n, o) => n + (o.stats.dropped ?? 0), 0);
+    if (dropped) throw new Error(`${dropped} lines were dropped (see the outputs' stats)`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
   const s = (performance.now() - t) / 1000;
   const cpu = process.cpuUsage(cpu0);
   await pipeline.stop(5000);

@@ -339,6 +339,7 @@ export async function loadConfig(file: string, opts: LoadOptions): Promise<Pipel
     });
   }
   checkMatchRegexes(resolved, loc, issues);
+  checkPendingLimits(resolved, loc, issues);
   if (issues.length) throw new ConfigError(issues);
 
   return {
@@ -349,6 +350,28 @@ export async function loadConfig(file: string, opts: LoadOptions): Promise<Pipel
     plugins,
     raw: data,
   };
+}
+
+/**
+ * An input that holds back while N events are unaccepted must not meet an
+ * output whose buffer holds fewer: while the output is busy, its overflow
+ * would drop events of a full window, which the input counts as handled.
+ */
+function checkPendingLimits(resolved: Record<string, PluginInstanceConfig[]>, loc: Locator, issues: ConfigIssue[]): void {
+  resolved.inputs!.forEach((input, index) => {
+    const option = input.definition.pendingLimitOption;
+    const pending = option === undefined ? undefined : input.options[option];
+    if (option === undefined || typeof pending !== 'number') return;
+    const small = resolved.outputs!.filter((o) => o.bufferLimit < pending);
+    if (!small.length) return;
+    const outputs = small.map((o) => `outputs.${o.id} (buffer_limit ${o.bufferLimit})`).join(', ');
+    issues.push(
+      loc.issueAt(
+        ['inputs', index, option],
+        `${option} (${pending}) is more than ${outputs} can buffer: a busy output would drop lines of a full window, which are never read again. Lower ${option} or raise buffer_limit`,
+      ),
+    );
+  });
 }
 
 function checkMatchRegexes(resolved: Record<string, PluginInstanceConfig[]>, loc: Locator, issues: ConfigIssue[]): void {

@@ -212,6 +212,14 @@ interface DefinitionBase<C> {
   schema: PluginSchema;
   /** A minimal valid config (besides `type`) where some options are required; used by docs and the conformance test. */
   example?: Record<string, unknown>;
+  /**
+   * Inputs that stop reading while this many tracked events are not yet
+   * accepted: the (integer) option that says how many, e.g.
+   * `max_pending_lines`. A config where an output's buffer_limit is smaller
+   * is refused: a busy output would drop acknowledged-as-dropped events the
+   * input never sends again.
+   */
+  pendingLimitOption?: string;
 }
 
 export type PluginDefinition<C = any> =

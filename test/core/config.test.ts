@@ -67,6 +67,20 @@ const cases: Array<{ name: string; yaml: string; env?: NodeJS.ProcessEnv; expect
     yaml: 'outputs:\n  - type: stdout\n    match:\n      labels:\n        container: "(open"\n',
     expect: ['pipe.yaml:5:20: outputs[0].match.labels.container: invalid regular expression: Invalid regular expression: /(open/: Unterminated group'],
   },
+  {
+    name: "an input's window larger than an output's buffer",
+    yaml: 'inputs:\n  - type: docker_logs\n    max_pending_lines: 5000\noutputs:\n  - type: stdout\n    buffer_limit: 4000\n  - type: stdout\n    id: big\n',
+    expect: [
+      'pipe.yaml:3:24: inputs[0].max_pending_lines: max_pending_lines (5000) is more than outputs.stdout (buffer_limit 4000) can buffer: a busy output would drop lines of a full window, which are never read again. Lower max_pending_lines or raise buffer_limit',
+    ],
+  },
+  {
+    name: "the default window against a small agent-wide buffer",
+    yaml: 'agent:\n  buffer_limit: 500\ninputs:\n  - type: docker_logs\noutputs:\n  - type: stdout\n',
+    expect: [
+      'pipe.yaml:4:5: inputs[0].max_pending_lines: max_pending_lines (2000) is more than outputs.stdout (buffer_limit 500) can buffer: a busy output would drop lines of a full window, which are never read again. Lower max_pending_lines or raise buffer_limit',
+    ],
+  },
 ];
 
 for (const c of cases) {

@@ -412,13 +412,33 @@ class Follower {
     });
   }
 
-  /** Emits the lines parsed so far as one tracked batch. */
-  private flush(): void {
+  /** Lines parsed and not handed over yet (held back for want of room in the window). */
+  get holding(): boolean {
+    return this.events.length > 0;
+  }
+
+  /**
+   * Emits the lines parsed so far as one tracked batch, as many as the
+   * input's window has room for: max_pending_lines is a strict bound (an
+   * output's buffer_limit at least as large never overflows). The rest wait
+   * here, in order, until acknowledgements make room.
+   */
+  flush(): void {
     if (!this.events.length) return;
-    const events = this.events;
-    const positions = this.positions;
-    this.events = [];
-    this.positions = [];
+    const room = this.owner.room(this);
+    if (room <= 0) return;
+    let events = this.events;
+    let positions = this.positions;
+    if (events.length > room) {
+      this.events = events.slice(room);
+      this.positions = positions.slice(room);
+      events = events.slice(0, room);
+      positions = positions.slice(0, room);
+      this.owner.holdBack(this);
+    } else {
+      this.events = [];
+      this.positions = [];
+    }
     const seq = ++this.seq;
     const entry = { seq, position: positions[positions.length - 1]!.value as SavedPosition, done: false };
     this.acks.push(entry);
@@ -557,6 +577,9 @@ export class DockerLogsInput implements ServiceInput {
   private events?: NodeJS.ReadableStream & { destroy?: () => void };
   private running?: Promise<void>;
   private pending = 0;
+  /** Followers holding lines the window had no room for, in the order they were held back. */
+  private readonly waiting = new Set<Follower>();
+  private flushingWaiting = false;
   private fastFile?: string;
   private fastPending = false;
   private fastFd?: number;
@@ -768,6 +791,40 @@ export class DockerLogsInput implements ServiceInput {
     }
   }
 
+  /**
+   * Lines `follower` may hand over now: what the window has left, once the
+   * followers that were held back before have gone. With none, it is held
+   * back too, and flushed again as acknowledgements make room.
+   */
+  room(follower: Follower): number {
+    const room = this.config.max_pending_lines - this.pending;
+    const first = this.waiting.values().next().value;
+    if (room > 0 && (first === undefined || first === follower)) return room;
+    this.waiting.add(follower);
+    return 0;
+  }
+
+  /** A follower that handed over part of its lines: the rest wait for room. */
+  holdBack(follower: Follower): void {
+    this.waiting.add(follower);
+  }
+
+  /** Hands over held-back lines, oldest follower first, while the window has room. */
+  private flushWaiting(): void {
+    if (this.flushingWaiting) return; // an acknowledgement that came within the emit
+    this.flushingWaiting = true;
+    try {
+      for (const f of this.waiting) {
+        if (this.stopped || this.pending >= this.config.max_pending_lines) break;
+        f.flush();
+        if (f.holding) break;
+        this.waiting.delete(f);
+      }
+    } finally {
+      this.flushingWaiting = false;
+    }
+  }
+
   /** Lines handed to the pipeline; pauses reading when too many are unacknowledged. */
   sent(n: number): void {
     this.pending += n;
@@ -782,6 +839,9 @@ export class DockerLogsInput implements ServiceInput {
   acknowledged(n: number): void {
     this.pending -= n;
     if (this.paused && this.pending <= this.config.max_pending_lines / 2 && !this.stopped) {
+      // Lines read but held back go first, then reading resumes.
+      this.flushWaiting();
+      if (this.pending >= this.config.max_pending_lines / 2) return;
       this.paused = false;
       for (const f of this.followers.values()) f.resume();
     }
@@ -813,6 +873,7 @@ export class DockerLogsInput implements ServiceInput {
 export const dockerLogs: PluginDefinition<DockerLogsConfig> = {
   kind: 'service_input',
   type: 'docker_logs',
+  pendingLimitOption: 'max_pending_lines',
   description: 'Follows the logs of Docker containers (stdout/stderr, TTY or not) with exact resume after restarts.',
   schema: {
     type: 'object',
@@ -846,7 +907,7 @@ export const dockerLogs: PluginDefinition<DockerLogsConfig> = {
         type: 'integer',
         minimum: 1,
         default: 2000,
-        description: 'Reading pauses while this many lines are not yet acknowledged by every output (keep it below the outputs\' buffer_limit so nothing is dropped).',
+        description: 'Reading pauses while this many lines are not yet accepted by every output (a strict bound: lines of a socket read beyond it wait). Must not exceed any output\'s buffer_limit (the config is refused), so that a busy output never drops lines.',
       },
     },
   },

@@ -190,16 +190,29 @@ test('paused at max_pending_lines, the input has outputs write partial batches: 
   });
 });
 
-/** Drives the input with an accumulator of our own, as a plugin's own harness would; `ack` acknowledges each tracked batch. */
-async function readAlone(name: string, maxPending: number, ack: (track: TrackedEmit) => void): Promise<{ messages: string[]; input: DockerLogsInput }> {
+/**
+ * Drives the input with an accumulator of our own, as a plugin's own harness
+ * would: `ack` acknowledges each tracked batch, `delayMs` after it came.
+ * Returns the lines and the most that were ever emitted and not acknowledged.
+ */
+async function readAlone(name: string, maxPending: number, ack: (track: TrackedEmit) => void, delayMs = 0): Promise<{ messages: string[]; input: DockerLogsInput; mostInFlight: number }> {
   const { dir, cleanup } = tempDir();
   const messages: string[] = [];
+  let inFlight = 0;
+  let mostInFlight = 0;
   const acc = {
     emit: () => undefined,
     emitMany: () => undefined,
     emitTracked(events: Event[], track: TrackedEmit) {
       for (const e of events) if (e.kind === 'log') messages.push(e.message);
-      queueMicrotask(() => ack(track));
+      inFlight += events.length;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      const done = () => {
+        inFlight -= events.length;
+        ack(track);
+      };
+      if (delayMs) setTimeout(done, delayMs);
+      else queueMicrotask(done);
     },
     log: () => undefined,
     metric: () => undefined,
@@ -211,13 +224,18 @@ async function readAlone(name: string, maxPending: number, ack: (track: TrackedE
   try {
     await input.start(acc);
     await waitFor(() => messages.length >= 3000, 15_000, '3000 lines');
-    return { messages, input };
+    return { messages, input, mostInFlight };
   } finally {
     await input.stop();
     await input.close();
     cleanup();
   }
 }
+
+const acceptThenDeliver = (t: TrackedEmit) => {
+  t.onAccepted?.();
+  t.onDelivered?.();
+};
 
 test('an accumulator that only calls onDelivered still frees the read window; one that calls both frees it once', async () => {
   const name = uniqueName('opshub-test-window');
@@ -227,13 +245,21 @@ test('an accumulator that only calls onDelivered still frees the read window; on
   // Delivered implies accepted: a window of 100 lines would otherwise stop the input after its first batches.
   const delivered = await readAlone(name, 100, (t) => t.onDelivered?.());
   assert.deepEqual(delivered.messages, expected);
-  const both = await readAlone(name, 100, (t) => {
-    t.onAccepted?.();
-    t.onDelivered?.();
-  });
+  const both = await readAlone(name, 100, acceptThenDeliver);
   assert.deepEqual(both.messages, expected);
   // Each batch counted off once: nothing is left unacknowledged, and nothing below zero.
   assert.equal((both.input as unknown as { pending: number }).pending, 0);
+});
+
+test('max_pending_lines is a strict bound: lines of a socket read beyond it wait in order, so an output whose buffer_limit is as large never overflows', async () => {
+  const name = uniqueName('opshub-test-window');
+  // Short lines: one socket read holds far more than the window.
+  const c = await runContainer('seq 1 3000', { name });
+  await waitExited(c);
+  const slow = await readAlone(name, 50, acceptThenDeliver, 5);
+  assert.deepEqual(slow.messages, Array.from({ length: 3000 }, (_, i) => String(i + 1)));
+  assert.ok(slow.mostInFlight <= 50, `at most 50 lines unacknowledged, saw ${slow.mostInFlight}`);
+  assert.ok(slow.mostInFlight >= 25, `the window is used (${slow.mostInFlight})`);
 });
 
 test('start_from: end skips what existing containers wrote before the first start, reads what follows', async () => {
