@@ -353,25 +353,30 @@ export async function loadConfig(file: string, opts: LoadOptions): Promise<Pipel
 }
 
 /**
- * An input that holds back while N events are unaccepted must not meet an
- * output whose buffer holds fewer: while the output is busy, its overflow
- * would drop events of a full window, which the input counts as handled.
+ * Inputs that hold back while N events are unaccepted must not meet an
+ * output whose buffer holds fewer than all their windows together: the
+ * output's overflow would drop their events, which they count as handled.
+ * (Untracked events are dropped first, see RunningOutput.push.)
  */
 function checkPendingLimits(resolved: Record<string, PluginInstanceConfig[]>, loc: Locator, issues: ConfigIssue[]): void {
+  const windows: Array<{ index: number; id: string; option: string; pending: number }> = [];
   resolved.inputs!.forEach((input, index) => {
     const option = input.definition.pendingLimitOption;
     const pending = option === undefined ? undefined : input.options[option];
-    if (option === undefined || typeof pending !== 'number') return;
-    const small = resolved.outputs!.filter((o) => o.bufferLimit < pending);
-    if (!small.length) return;
-    const outputs = small.map((o) => `outputs.${o.id} (buffer_limit ${o.bufferLimit})`).join(', ');
-    issues.push(
-      loc.issueAt(
-        ['inputs', index, option],
-        `${option} (${pending}) is more than ${outputs} can buffer: a busy output would drop lines of a full window, which are never read again. Lower ${option} or raise buffer_limit`,
-      ),
-    );
+    if (option !== undefined && typeof pending === 'number') windows.push({ index, id: input.id, option, pending });
   });
+  const total = windows.reduce((n, w) => n + w.pending, 0);
+  const small = resolved.outputs!.filter((o) => o.bufferLimit < total);
+  if (!small.length) return;
+  const outputs = small.map((o) => `outputs.${o.id} (buffer_limit ${o.bufferLimit})`).join(', ');
+  const last = windows[windows.length - 1]!;
+  const what = windows.length === 1 ? `${last.option} (${total})` : `${windows.map((w) => `inputs.${w.id}.${w.option} (${w.pending})`).join(' + ')} = ${total}`;
+  issues.push(
+    loc.issueAt(
+      ['inputs', last.index, last.option],
+      `${what} is more than ${outputs} can buffer: a busy output would drop lines of a full window, which are never read again. Lower ${last.option} or raise buffer_limit`,
+    ),
+  );
 }
 
 function checkMatchRegexes(resolved: Record<string, PluginInstanceConfig[]>, loc: Locator, issues: ConfigIssue[]): void {

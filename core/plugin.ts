@@ -216,8 +216,8 @@ interface DefinitionBase<C> {
    * Inputs that stop reading while this many tracked events are not yet
    * accepted: the (integer) option that says how many, e.g.
    * `max_pending_lines`. A config where an output's buffer_limit is smaller
-   * is refused: a busy output would drop acknowledged-as-dropped events the
-   * input never sends again.
+   * than all such windows together is refused: a busy output would drop
+   * their events, which the input counts as handled and never sends again.
    */
   pendingLimitOption?: string;
 }

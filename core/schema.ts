@@ -34,7 +34,7 @@ export const AGENT_SCHEMA = {
     jitter: duration('Random delay up to this much added to each gather, so inputs do not all fire at once.', '0s'),
     flush_interval: duration('Longest time an output holds a partial batch.', '1s'),
     batch_size: { type: 'integer', minimum: 1, default: 1000, description: 'Most events an output writes at once.' },
-    buffer_limit: { type: 'integer', minimum: 1, default: 10000, description: 'Most events an output buffers while it cannot write; when full the oldest are dropped and counted.' },
+    buffer_limit: { type: 'integer', minimum: 1, default: 10000, description: 'Most events an output buffers while it cannot write; when full the oldest are dropped and counted, those no input tracks first (docker_logs lines wait within max_pending_lines, which must fit in it).' },
     data_dir: { type: 'string', default: './data', description: 'Where plugins keep state such as checkpoints (relative to the working directory).' },
     plugin_dir: { type: 'string', description: 'Directory of custom plugins (.ts, .js, .mjs), each exporting a plugin definition; relative to this file.' },
     hostname: { type: 'string', description: 'Host name to tag data with; defaults to the machine\'s.' },

@@ -83,7 +83,13 @@ export class RunningOutput {
     this.loop = this.run();
   }
 
-  /** Takes an event; never blocks. When the buffer is full the oldest is dropped and counted. */
+  /**
+   * Takes an event; never blocks. When the buffer is full the oldest event
+   * that no input tracks is dropped and counted: a tracked one (docker_logs'
+   * lines) is bounded by its input's window, which the config keeps within
+   * buffer_limit, and dropping it would count as handled a line the input
+   * could have kept. Only a buffer of tracked events alone drops its oldest.
+   */
   push(env: Envelope): void {
     if (this.closed) {
       this.drop([env], 'overflow');
@@ -92,12 +98,22 @@ export class RunningOutput {
     env.delivery?.acquire();
     this.buffer.push(env);
     if (this.buffer.length - this.head > this.config.bufferLimit) {
-      const oldest = this.buffer[this.head]!;
-      this.buffer[this.head++] = undefined as unknown as Envelope;
-      this.drop([oldest], 'overflow');
+      this.drop([this.evict()], 'overflow');
       this.log.once('overflow', 'warn', `buffer full (${this.config.bufferLimit} events): dropping the oldest; see opshub_output_events_dropped_total`);
     }
     if (this.bufferSize >= this.config.batchSize) this.kick();
+  }
+
+  /** Takes the oldest untracked event out of the full buffer (the oldest of all if every one is tracked). */
+  private evict(): Envelope {
+    const buffer = this.buffer;
+    let i = this.head;
+    while (i < buffer.length && buffer[i]!.delivery) i++;
+    if (i === buffer.length) i = this.head;
+    const env = buffer[i]!;
+    if (i === this.head) buffer[this.head++] = undefined as unknown as Envelope;
+    else buffer.splice(i, 1);
+    return env;
   }
 
   /**

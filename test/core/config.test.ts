@@ -81,6 +81,13 @@ const cases: Array<{ name: string; yaml: string; env?: NodeJS.ProcessEnv; expect
       'pipe.yaml:4:5: inputs[0].max_pending_lines: max_pending_lines (2000) is more than outputs.stdout (buffer_limit 500) can buffer: a busy output would drop lines of a full window, which are never read again. Lower max_pending_lines or raise buffer_limit',
     ],
   },
+  {
+    name: 'the windows of two inputs together',
+    yaml: 'inputs:\n  - type: docker_logs\n    max_pending_lines: 3000\n  - type: docker_logs\n    max_pending_lines: 3000\noutputs:\n  - type: stdout\n    buffer_limit: 5000\n',
+    expect: [
+      'pipe.yaml:5:24: inputs[1].max_pending_lines: inputs.docker_logs.max_pending_lines (3000) + inputs.docker_logs_2.max_pending_lines (3000) = 6000 is more than outputs.stdout (buffer_limit 5000) can buffer: a busy output would drop lines of a full window, which are never read again. Lower max_pending_lines or raise buffer_limit',
+    ],
+  },
 ];
 
 for (const c of cases) {

@@ -167,11 +167,28 @@ test('delivery is acknowledged only once written, or dropped on purpose', async 
   const dropped = new Delivery({ onDelivered: () => delivered++ });
   const small = new RunningOutput(outputConfig({ bufferLimit: 1 }), recorder().plugin, quietLog());
   small.push({ ...line(2), delivery: dropped });
-  small.push(line(3)); // pushes line 2 out of the buffer
+  small.push({ ...line(3), delivery: new Delivery({}) }); // pushes line 2 out of the buffer
   dropped.release();
   assert.equal(delivered, 2, 'an overflow drop acknowledges too');
   await out.stop(1000);
   await small.stop(1000);
+});
+
+test('a full buffer drops the oldest untracked event first: tracked lines wait, bounded by their input\'s window', async () => {
+  const rec = recorder();
+  const out = new RunningOutput(outputConfig({ bufferLimit: 4, batchSize: 100 }), rec.plugin, quietLog());
+  let delivered = 0;
+  const tracked = new Delivery({ onDelivered: () => delivered++ });
+  // A tracked line first, then untracked events (metrics, say) flooding in while the output is busy.
+  out.push({ ...line(0), delivery: tracked });
+  tracked.release();
+  for (let i = 1; i <= 6; i++) out.push(line(i));
+  assert.equal(out.stats.dropped_overflow, 3);
+  assert.equal(delivered, 0, 'the tracked line is still waiting, not acknowledged as dropped');
+  await out.start();
+  await out.stop(1000);
+  assert.deepEqual(texts(rec.written), ['line 0', 'line 4', 'line 5', 'line 6']);
+  assert.equal(delivered, 1);
 });
 
 test('each batch carries the highest position per source for stores that commit them', async () => {
