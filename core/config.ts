@@ -354,9 +354,11 @@ export async function loadConfig(file: string, opts: LoadOptions): Promise<Pipel
 
 /**
  * Inputs that hold back while N events are unaccepted must not meet an
- * output whose buffer holds fewer than all their windows together: the
- * output's overflow would drop their events, which they count as handled.
- * (Untracked events are dropped first, see RunningOutput.push.)
+ * output whose buffer holds fewer than their windows together: the output's
+ * overflow would drop their events, which they count as handled. (Untracked
+ * events are dropped first, see RunningOutput.push.) An output whose match
+ * leaves an input out (inputs, exclude_inputs, or kinds without logs: the
+ * windowed inputs emit logs) does not count it.
  */
 function checkPendingLimits(resolved: Record<string, PluginInstanceConfig[]>, loc: Locator, issues: ConfigIssue[]): void {
   const windows: Array<{ index: number; id: string; option: string; pending: number }> = [];
@@ -365,18 +367,24 @@ function checkPendingLimits(resolved: Record<string, PluginInstanceConfig[]>, lo
     const pending = option === undefined ? undefined : input.options[option];
     if (option !== undefined && typeof pending === 'number') windows.push({ index, id: input.id, option, pending });
   });
-  const total = windows.reduce((n, w) => n + w.pending, 0);
-  const small = resolved.outputs!.filter((o) => o.bufferLimit < total);
-  if (!small.length) return;
-  const outputs = small.map((o) => `outputs.${o.id} (buffer_limit ${o.bufferLimit})`).join(', ');
-  const last = windows[windows.length - 1]!;
-  const what = windows.length === 1 ? `${last.option} (${total})` : `${windows.map((w) => `inputs.${w.id}.${w.option} (${w.pending})`).join(' + ')} = ${total}`;
-  issues.push(
-    loc.issueAt(
-      ['inputs', last.index, last.option],
-      `${what} is more than ${outputs} can buffer: a busy output would drop lines of a full window, which are never read again. Lower ${last.option} or raise buffer_limit`,
-    ),
-  );
+  if (!windows.length) return;
+  const reported = new Set<number>();
+  for (const output of resolved.outputs!) {
+    const m = output.match;
+    const feeding = windows.filter((w) => !m || ((!m.kinds || m.kinds.includes('log')) && (!m.inputs || m.inputs.includes(w.id)) && !m.exclude_inputs?.includes(w.id)));
+    const total = feeding.reduce((n, w) => n + w.pending, 0);
+    if (total <= output.bufferLimit || !feeding.length) continue;
+    const last = feeding[feeding.length - 1]!;
+    if (reported.has(last.index)) continue; // one issue per key
+    reported.add(last.index);
+    const what = feeding.length === 1 ? `${last.option} (${total})` : `${feeding.map((w) => `inputs.${w.id}.${w.option} (${w.pending})`).join(' + ')} = ${total}`;
+    issues.push(
+      loc.issueAt(
+        ['inputs', last.index, last.option],
+        `${what} is more than outputs.${output.id} (buffer_limit ${output.bufferLimit}) can buffer: a busy output would drop lines of a full window, which are never read again. Lower ${last.option} or raise buffer_limit`,
+      ),
+    );
+  }
 }
 
 function checkMatchRegexes(resolved: Record<string, PluginInstanceConfig[]>, loc: Locator, issues: ConfigIssue[]): void {

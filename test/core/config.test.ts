@@ -88,6 +88,13 @@ const cases: Array<{ name: string; yaml: string; env?: NodeJS.ProcessEnv; expect
       'pipe.yaml:5:24: inputs[1].max_pending_lines: inputs.docker_logs.max_pending_lines (3000) + inputs.docker_logs_2.max_pending_lines (3000) = 6000 is more than outputs.stdout (buffer_limit 5000) can buffer: a busy output would drop lines of a full window, which are never read again. Lower max_pending_lines or raise buffer_limit',
     ],
   },
+  {
+    name: 'an output whose match leaves the windowed input out is not counted',
+    yaml: 'inputs:\n  - type: docker_logs\n  - type: system\noutputs:\n  - type: stdout\n    buffer_limit: 100\n    match: { inputs: [system] }\n  - type: stdout\n    id: metrics\n    buffer_limit: 100\n    match: { kinds: [metric] }\n  - type: stdout\n    id: logs\n    buffer_limit: 100\n    match: { exclude_inputs: [system] }\n',
+    expect: [
+      'pipe.yaml:2:5: inputs[0].max_pending_lines: max_pending_lines (2000) is more than outputs.logs (buffer_limit 100) can buffer: a busy output would drop lines of a full window, which are never read again. Lower max_pending_lines or raise buffer_limit',
+    ],
+  },
 ];
 
 for (const c of cases) {

@@ -141,6 +141,7 @@ class Follower {
   // Batch being built from the current chunk.
   private events: LogEvent[] = [];
   private positions: Checkpoint[] = [];
+  private next = 0;
   // Emitted batches waiting for acknowledgement, oldest first.
   private acks: Array<{ seq: number; position: SavedPosition; done: boolean }> = [];
   private seq = 0;
@@ -394,7 +395,7 @@ class Follower {
       if (this.unterminated.length) position.unterminated = this.unterminated.map((u) => ({ ts: u.ts.toString(), bytes: u.bytes }));
     }
     this.positions.push({ input: o.ctx.id, key: this.id, value: position, order: tracker.order() });
-    if (this.events.length >= EMIT_LINES) this.flush();
+    if (this.events.length - this.next >= EMIT_LINES) this.flush();
   }
 
   /**
@@ -404,7 +405,7 @@ class Follower {
    * the line; one socket read holds hundreds.
    */
   private flushSoon(): void {
-    if (this.flushQueued || !this.events.length) return;
+    if (this.flushQueued || !this.holding) return;
     this.flushQueued = true;
     queueMicrotask(() => {
       this.flushQueued = false;
@@ -412,33 +413,46 @@ class Follower {
     });
   }
 
-  /** Lines parsed and not handed over yet (held back for want of room in the window). */
+  /** Lines parsed and not handed over yet, from `next` on (the window had no room for them yet). */
   get holding(): boolean {
-    return this.events.length > 0;
+    return this.next < this.events.length;
   }
 
   /**
-   * Emits the lines parsed so far as one tracked batch, as many as the
-   * input's window has room for: max_pending_lines is a strict bound (an
-   * output's buffer_limit at least as large never overflows). The rest wait
-   * here, in order, until acknowledgements make room.
+   * Hands over the lines parsed so far, in tracked batches of at most
+   * EMIT_LINES, as far as the input's window has room: max_pending_lines is
+   * a strict bound (an output whose buffer_limit is as large never
+   * overflows). Lines beyond it wait here, in order, until acknowledgements
+   * make room (the input flushes this follower again). True when none is left.
    */
-  flush(): void {
-    if (!this.events.length) return;
-    const room = this.owner.room(this);
-    if (room <= 0) return;
-    let events = this.events;
-    let positions = this.positions;
-    if (events.length > room) {
-      this.events = events.slice(room);
-      this.positions = positions.slice(room);
-      events = events.slice(0, room);
-      positions = positions.slice(0, room);
-      this.owner.holdBack(this);
-    } else {
-      this.events = [];
-      this.positions = [];
+  flush(): boolean {
+    while (this.next < this.events.length) {
+      const room = this.owner.room(this);
+      if (room <= 0) return false;
+      const from = this.next;
+      const to = Math.min(this.events.length, from + Math.min(room, EMIT_LINES));
+      let events = this.events;
+      let positions = this.positions;
+      if (from === 0 && to === events.length) {
+        this.events = [];
+        this.positions = [];
+      } else {
+        events = events.slice(from, to);
+        positions = positions.slice(from, to);
+        this.next = to;
+        if (to === this.events.length) {
+          this.events = [];
+          this.positions = [];
+          this.next = 0;
+        }
+      }
+      this.emit(events, positions);
     }
+    this.owner.released(this);
+    return true;
+  }
+
+  private emit(events: LogEvent[], positions: Checkpoint[]): void {
     const seq = ++this.seq;
     const entry = { seq, position: positions[positions.length - 1]!.value as SavedPosition, done: false };
     this.acks.push(entry);
@@ -451,6 +465,8 @@ class Follower {
       accepted = true;
       this.owner.acknowledged(n);
     };
+    // Counted before the emit: an acknowledgement may come within it (lines no output takes).
+    this.owner.sending(n);
     this.owner.acc!.emitTracked(events, {
       positions,
       onAccepted: accept,
@@ -459,8 +475,8 @@ class Follower {
         this.delivered(entry);
       },
     });
-    // After the emit: a pause asks the outputs to write what they hold, and these lines must be in it.
-    this.owner.sent(events.length);
+    // After the emit: a full window asks the outputs to write what they hold, and these lines must be in it.
+    this.owner.sent();
   }
 
   private delivered(entry: { done: boolean }): void {
@@ -579,7 +595,7 @@ export class DockerLogsInput implements ServiceInput {
   private pending = 0;
   /** Followers holding lines the window had no room for, in the order they were held back. */
   private readonly waiting = new Set<Follower>();
-  private flushingWaiting = false;
+  private releaseQueued = false;
   private fastFile?: string;
   private fastPending = false;
   private fastFd?: number;
@@ -793,8 +809,8 @@ export class DockerLogsInput implements ServiceInput {
 
   /**
    * Lines `follower` may hand over now: what the window has left, once the
-   * followers that were held back before have gone. With none, it is held
-   * back too, and flushed again as acknowledgements make room.
+   * followers held back before it have gone. With none, it is held back
+   * too, and flushed again when acknowledgements make room.
    */
   room(follower: Follower): number {
     const room = this.config.max_pending_lines - this.pending;
@@ -804,44 +820,53 @@ export class DockerLogsInput implements ServiceInput {
     return 0;
   }
 
-  /** A follower that handed over part of its lines: the rest wait for room. */
-  holdBack(follower: Follower): void {
-    this.waiting.add(follower);
+  /** `follower` handed over all it held: the next one held back may go. */
+  released(follower: Follower): void {
+    if (this.waiting.delete(follower)) this.scheduleRelease();
   }
 
-  /** Hands over held-back lines, oldest follower first, while the window has room. */
-  private flushWaiting(): void {
-    if (this.flushingWaiting) return; // an acknowledgement that came within the emit
-    this.flushingWaiting = true;
-    try {
-      for (const f of this.waiting) {
-        if (this.stopped || this.pending >= this.config.max_pending_lines) break;
-        f.flush();
-        if (f.holding) break;
-        this.waiting.delete(f);
-      }
-    } finally {
-      this.flushingWaiting = false;
-    }
-  }
-
-  /** Lines handed to the pipeline; pauses reading when too many are unacknowledged. */
-  sent(n: number): void {
+  /** Lines about to be handed to the pipeline. */
+  sending(n: number): void {
     this.pending += n;
-    if (!this.paused && this.pending >= this.config.max_pending_lines) {
+  }
+
+  /** After a hand-over: a full window pauses reading, and has the outputs write what they hold. */
+  sent(): void {
+    if (this.pending < this.config.max_pending_lines) return;
+    if (!this.paused) {
       this.paused = true;
       for (const f of this.followers.values()) f.pause();
-      // Nothing more comes until these are acknowledged: outputs waiting for a fuller batch write now.
-      this.acc?.flush();
     }
+    // Nothing more comes until these are acknowledged: outputs waiting for a fuller batch write now.
+    this.acc?.flush();
   }
 
   acknowledged(n: number): void {
     this.pending -= n;
-    if (this.paused && this.pending <= this.config.max_pending_lines / 2 && !this.stopped) {
-      // Lines read but held back go first, then reading resumes.
-      this.flushWaiting();
-      if (this.pending >= this.config.max_pending_lines / 2) return;
+    this.scheduleRelease();
+  }
+
+  /** Releases held-back lines and reading after the current emit (an acknowledgement may come within one). */
+  private scheduleRelease(): void {
+    if (this.releaseQueued) return;
+    this.releaseQueued = true;
+    queueMicrotask(() => {
+      this.releaseQueued = false;
+      this.release();
+    });
+  }
+
+  /**
+   * Held-back lines go first, oldest follower first, while the window has
+   * room; once none is held, reading resumes. A paused input waits until half
+   * its window is free, so that it reads on in runs rather than line by line.
+   */
+  private release(): void {
+    if (this.stopped) return;
+    const max = this.config.max_pending_lines;
+    if (this.paused && this.pending > max / 2) return;
+    for (const f of this.waiting) if (!f.flush()) break;
+    if (this.paused && this.waiting.size === 0 && this.pending <= max / 2) {
       this.paused = false;
       for (const f of this.followers.values()) f.resume();
     }

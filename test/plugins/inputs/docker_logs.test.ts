@@ -192,26 +192,36 @@ test('paused at max_pending_lines, the input has outputs write partial batches: 
 
 /**
  * Drives the input with an accumulator of our own, as a plugin's own harness
- * would: `ack` acknowledges each tracked batch, `delayMs` after it came.
+ * would: `ack` acknowledges each tracked batch, `delayOf(batch)` ms after it
+ * came (0: in a microtask; 'within': inside emitTracked, as the runtime does
+ * for lines no output takes). Reads the containers named until `lines` came.
  * Returns the lines and the most that were ever emitted and not acknowledged.
  */
-async function readAlone(name: string, maxPending: number, ack: (track: TrackedEmit) => void, delayMs = 0): Promise<{ messages: string[]; input: DockerLogsInput; mostInFlight: number }> {
+async function readAlone(
+  names: string[],
+  lines: number,
+  maxPending: number,
+  ack: (track: TrackedEmit) => void,
+  delayOf: (events: Event[]) => number | 'within' = () => 0,
+): Promise<{ events: LogEvent[]; input: DockerLogsInput; mostInFlight: number }> {
   const { dir, cleanup } = tempDir();
-  const messages: string[] = [];
+  const got: LogEvent[] = [];
   let inFlight = 0;
   let mostInFlight = 0;
   const acc = {
     emit: () => undefined,
     emitMany: () => undefined,
     emitTracked(events: Event[], track: TrackedEmit) {
-      for (const e of events) if (e.kind === 'log') messages.push(e.message);
+      for (const e of events) if (e.kind === 'log') got.push(e);
       inFlight += events.length;
       mostInFlight = Math.max(mostInFlight, inFlight);
       const done = () => {
         inFlight -= events.length;
         ack(track);
       };
-      if (delayMs) setTimeout(done, delayMs);
+      const delay = delayOf(events);
+      if (delay === 'within') done();
+      else if (delay) setTimeout(done, delay);
       else queueMicrotask(done);
     },
     log: () => undefined,
@@ -220,17 +230,22 @@ async function readAlone(name: string, maxPending: number, ack: (track: TrackedE
     flush: () => undefined,
   };
   const ctx = { id: 'docker_logs', log: createLogger({ level: 'error' }), dataDir: dir, hostname: 'test', signal: new AbortController().signal } as unknown as PluginContext;
-  const input = new DockerLogsInput({ ...configDefaults, include: [`^${name}$`], include_stopped: true, start_from: 'beginning', max_pending_lines: maxPending }, ctx);
+  const include = names.map((n) => `^${n}$`);
+  const input = new DockerLogsInput({ ...configDefaults, include, include_stopped: true, start_from: 'beginning', max_pending_lines: maxPending }, ctx);
   try {
     await input.start(acc);
-    await waitFor(() => messages.length >= 3000, 15_000, '3000 lines');
-    return { messages, input, mostInFlight };
+    await waitFor(() => got.length >= lines, 15_000, `${lines} lines`);
+    await new Promise((r) => setTimeout(r, 100)); // none more
+    return { events: got, input, mostInFlight };
   } finally {
     await input.stop();
     await input.close();
     cleanup();
   }
 }
+
+const seq3000 = Array.from({ length: 3000 }, (_, i) => String(i + 1));
+const messagesOf = (events: LogEvent[], name?: string) => events.filter((e) => !name || e.source === name).map((e) => e.message);
 
 const acceptThenDeliver = (t: TrackedEmit) => {
   t.onAccepted?.();
@@ -241,12 +256,11 @@ test('an accumulator that only calls onDelivered still frees the read window; on
   const name = uniqueName('opshub-test-window');
   const c = await runContainer('seq 1 3000', { name });
   await waitExited(c);
-  const expected = Array.from({ length: 3000 }, (_, i) => String(i + 1));
   // Delivered implies accepted: a window of 100 lines would otherwise stop the input after its first batches.
-  const delivered = await readAlone(name, 100, (t) => t.onDelivered?.());
-  assert.deepEqual(delivered.messages, expected);
-  const both = await readAlone(name, 100, acceptThenDeliver);
-  assert.deepEqual(both.messages, expected);
+  const delivered = await readAlone([name], 3000, 100, (t) => t.onDelivered?.());
+  assert.deepEqual(messagesOf(delivered.events), seq3000);
+  const both = await readAlone([name], 3000, 100, acceptThenDeliver);
+  assert.deepEqual(messagesOf(both.events), seq3000);
   // Each batch counted off once: nothing is left unacknowledged, and nothing below zero.
   assert.equal((both.input as unknown as { pending: number }).pending, 0);
 });
@@ -256,10 +270,23 @@ test('max_pending_lines is a strict bound: lines of a socket read beyond it wait
   // Short lines: one socket read holds far more than the window.
   const c = await runContainer('seq 1 3000', { name });
   await waitExited(c);
-  const slow = await readAlone(name, 50, acceptThenDeliver, 5);
-  assert.deepEqual(slow.messages, Array.from({ length: 3000 }, (_, i) => String(i + 1)));
+  const slow = await readAlone([name], 3000, 50, acceptThenDeliver, () => 5);
+  assert.deepEqual(messagesOf(slow.events), seq3000);
   assert.ok(slow.mostInFlight <= 50, `at most 50 lines unacknowledged, saw ${slow.mostInFlight}`);
   assert.ok(slow.mostInFlight >= 25, `the window is used (${slow.mostInFlight})`);
+});
+
+test('acknowledgements within the emit (lines no output takes) beside slow ones: no follower is stranded, the window holds', async () => {
+  const quick = uniqueName('opshub-test-window-quick');
+  const slow = uniqueName('opshub-test-window-slow');
+  // Both read at once: the slow one keeps the window full while the quick one's lines come.
+  const containers = [await runContainer('seq 1 3000', { name: slow }), await runContainer('seq 1 30000', { name: quick })];
+  for (const c of containers) await waitExited(c);
+  const read = await readAlone([quick, slow], 33000, 50, acceptThenDeliver, (events) => ((events[0] as LogEvent).source === quick ? 'within' : 5));
+  assert.deepEqual(messagesOf(read.events, quick), Array.from({ length: 30000 }, (_, i) => String(i + 1)));
+  assert.deepEqual(messagesOf(read.events, slow), seq3000);
+  assert.ok(read.mostInFlight <= 50, `at most 50 lines unacknowledged, saw ${read.mostInFlight}`);
+  assert.equal((read.input as unknown as { pending: number }).pending, 0);
 });
 
 test('start_from: end skips what existing containers wrote before the first start, reads what follows', async () => {
