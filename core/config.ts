@@ -11,6 +11,8 @@ import { EnvError, hasEnvRef, substituteEnv } from './env.ts';
 import type { PluginDefinition, PluginKind } from './plugin.ts';
 import { SECTION_OF, composeSchema } from './schema.ts';
 import { isDuration, isSize, parseDuration } from './units.ts';
+import { makeLog } from './events.ts';
+import { compileMatch } from './match.ts';
 import { loadCustomPlugins } from './registry.ts';
 
 export interface ConfigIssue {
@@ -358,7 +360,8 @@ export async function loadConfig(file: string, opts: LoadOptions): Promise<Pipel
  * overflow would drop their events, which they count as handled. (Untracked
  * events are dropped first, see RunningOutput.push.) An output whose match
  * leaves an input out (inputs, exclude_inputs, or kinds without logs: the
- * windowed inputs emit logs) does not count it.
+ * windowed inputs emit logs) does not count it; label rules cannot be judged
+ * before the lines come, so they count.
  */
 function checkPendingLimits(resolved: Record<string, PluginInstanceConfig[]>, loc: Locator, issues: ConfigIssue[]): void {
   const windows: Array<{ index: number; id: string; option: string; pending: number }> = [];
@@ -369,11 +372,13 @@ function checkPendingLimits(resolved: Record<string, PluginInstanceConfig[]>, lo
   });
   if (!windows.length) return;
   const reported = new Set<number>();
+  const line = makeLog({ message: '' });
   for (const output of resolved.outputs!) {
     const m = output.match;
-    const feeding = windows.filter((w) => !m || ((!m.kinds || m.kinds.includes('log')) && (!m.inputs || m.inputs.includes(w.id)) && !m.exclude_inputs?.includes(w.id)));
+    const routes = compileMatch(m && { kinds: m.kinds, inputs: m.inputs, exclude_inputs: m.exclude_inputs });
+    const feeding = windows.filter((w) => routes({ event: line, input: w.id }));
     const total = feeding.reduce((n, w) => n + w.pending, 0);
-    if (total <= output.bufferLimit || !feeding.length) continue;
+    if (total <= output.bufferLimit) continue;
     const last = feeding[feeding.length - 1]!;
     if (reported.has(last.index)) continue; // one issue per key
     reported.add(last.index);

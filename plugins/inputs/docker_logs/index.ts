@@ -426,26 +426,20 @@ class Follower {
    * make room (the input flushes this follower again). True when none is left.
    */
   flush(): boolean {
-    while (this.next < this.events.length) {
+    while (this.holding) {
       const room = this.owner.room(this);
       if (room <= 0) return false;
       const from = this.next;
       const to = Math.min(this.events.length, from + Math.min(room, EMIT_LINES));
-      let events = this.events;
-      let positions = this.positions;
-      if (from === 0 && to === events.length) {
+      // The usual case, all of a read's lines at once, hands the arrays over without a copy.
+      const whole = from === 0 && to === this.events.length;
+      const events = whole ? this.events : this.events.slice(from, to);
+      const positions = whole ? this.positions : this.positions.slice(from, to);
+      if (to === this.events.length) {
         this.events = [];
         this.positions = [];
-      } else {
-        events = events.slice(from, to);
-        positions = positions.slice(from, to);
-        this.next = to;
-        if (to === this.events.length) {
-          this.events = [];
-          this.positions = [];
-          this.next = 0;
-        }
-      }
+        this.next = 0;
+      } else this.next = to;
       this.emit(events, positions);
     }
     this.owner.released(this);

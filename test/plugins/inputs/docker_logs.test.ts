@@ -7,6 +7,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { formatNs, type Event, type LogEvent } from '../../../core/events.ts';
 import { memoryOutput, startAgent, tempDir, waitFor, type TestAgent } from '../../helpers.ts';
+import { builtinPlugins } from '../../../core/builtins.ts';
+import { loadConfig } from '../../../core/config.ts';
 import { createLogger } from '../../../core/log.ts';
 import type { PluginContext, TrackedEmit } from '../../../core/plugin.ts';
 import { DockerLogsInput, type DockerLogsConfig } from '../../../plugins/inputs/docker_logs/index.ts';
@@ -34,10 +36,12 @@ outputs:
 `;
 }
 
-const configDefaults: DockerLogsConfig = {
-  endpoint: '', discover: true, tls_ca: '', tls_cert: '', tls_key: '', api_timeout: '10s', include: [], exclude: [], include_labels: [], exclude_labels: [],
-  include_stopped: false, start_from: 'end', tail: -1, max_line_bytes: '1MiB', max_pending_lines: 2000,
-};
+/** The input's options as the config loader gives them for an entry with `entry`: the schema's defaults applied. */
+async function dockerLogsOptions(entry: Record<string, unknown>): Promise<DockerLogsConfig> {
+  const lines = Object.entries(entry).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`);
+  const cfg = await loadConfig('test.yaml', { builtins: builtinPlugins, env: {}, text: `inputs:\n  - type: docker_logs\n${lines.join('\n')}\n` });
+  return cfg.inputs[0]!.options as unknown as DockerLogsConfig;
+}
 
 function logsOf(events: Event[], name: string): LogEvent[] {
   return events.filter((e): e is LogEvent => e.kind === 'log' && e.source === name);
@@ -231,7 +235,7 @@ async function readAlone(
   };
   const ctx = { id: 'docker_logs', log: createLogger({ level: 'error' }), dataDir: dir, hostname: 'test', signal: new AbortController().signal } as unknown as PluginContext;
   const include = names.map((n) => `^${n}$`);
-  const input = new DockerLogsInput({ ...configDefaults, include, include_stopped: true, start_from: 'beginning', max_pending_lines: maxPending }, ctx);
+  const input = new DockerLogsInput(await dockerLogsOptions({ include, include_stopped: true, start_from: 'beginning', max_pending_lines: maxPending }), ctx);
   try {
     await input.start(acc);
     await waitFor(() => got.length >= lines, 15_000, `${lines} lines`);
