@@ -58,6 +58,9 @@ const CASES: Record<string, Case[]> = {
     ['{"ts":"2026-03-11T06:50:00Z","user_id":"u-1","email":"frank@example.com","ip_address":"10.1.2.3","model":"mistral:7b","path":"/api/chat","status":200}', { user_id: 'u-1', email: 'frank@example.com', ip_address: '10.1.2.3', model: 'mistral:7b', http_path: '/api/chat', http_status: 200 }],
     ['wrote cache to path=/var/lib/app/cache.db', {}],
     ['Waiting for user input', {}],
+    // The gates look for slashes and the word session in any case: a slash first on the line, a session ID in capitals.
+    ['/healthz probe ok; GET /api/models 200 in 12ms', { http_method: 'GET', http_path: '/api/models', http_status: 200, duration_ms: 12 }],
+    ['Resumed SESSION ID: Zq81mKp0', { session_id: 'Zq81mKp0' }],
   ],
 };
 
