@@ -9,7 +9,7 @@ export type Attrs = Record<string, unknown>;
 /** Values that name nobody. */
 const JUNK = new Set(['', '-', 'null', 'none', 'None', 'NULL', 'nil', 'undefined', 'unknown', 'anonymous', '<nil>']);
 /** The longest junk value: longer ones skip the set, whose lookup hashes every fresh substring. */
-const JUNK_MAX = 9;
+const JUNK_MAX = Math.max(...[...JUNK].map((v) => v.length));
 
 export function isJunk(v: string): boolean {
   return v.length <= JUNK_MAX && JUNK.has(v);
