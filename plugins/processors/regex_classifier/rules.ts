@@ -232,7 +232,11 @@ export function categoryScanner(rules: CategoryRule[]): CategoryScanner {
     return {
       rank: rank.get(rule.name)!,
       words: new RegExp(`\\b(?:${words.join('|')})\\b`, 'y'),
-      others: others.map((o) => ({ regex: new RegExp(o), need: needIndex(o.startsWith('^') ? '' : literalStart(o)) })),
+      others: others.map((o) => {
+        // An anchored alternative can only match where the line begins with its literal start.
+        const anchored = o.startsWith('^');
+        return { regex: new RegExp(o), need: needIndex(anchored ? '' : literalStart(o)), prefix: anchored ? literalStart(o.slice(1)) : '' };
+      }),
     };
   });
   // Whether the line holds each literal start: looked up once per line, as several alternatives share one (http/).
@@ -261,10 +265,12 @@ export function categoryScanner(rules: CategoryRule[]): CategoryScanner {
         }
         if (best === 0) return rules[0]!.name;
       }
-      needState.fill(UNKNOWN);
+      // A loop, not fill(): the builtin's call costs more than clearing the few entries.
+      for (let n = 0; n < needState.length; n++) needState[n] = UNKNOWN;
       others: for (const scan of scans) {
         if (scan.rank >= best) break;
         for (const o of scan.others) {
+          if (o.prefix !== '' && !lower.startsWith(o.prefix)) continue;
           if (o.need >= 0) {
             let state = needState[o.need]!;
             if (state === UNKNOWN) needState[o.need] = state = lower.includes(needs[o.need]!) ? PRESENT : ABSENT;
