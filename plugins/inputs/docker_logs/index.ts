@@ -35,7 +35,7 @@ import {
   type ContainerFilterConfig,
   type DockerConnectionConfig,
 } from '../../common/docker.ts';
-import { LogStreamParser, looksMultiplexed, type JoinedAfter, type ParsedLine } from './parse.ts';
+import { LogStreamParser, looksMultiplexed, type JoinedAfter, type ParsedLine, type StreamName } from './parse.ts';
 import { PositionTracker, isAhead, sinceParam, type SavedPosition } from './position.ts';
 
 export interface DockerLogsConfig extends DockerConnectionConfig, ContainerFilterConfig {
@@ -116,6 +116,8 @@ class Follower {
   /** Undefined when the container could not be inspected: told from the stream's first bytes. */
   tty: boolean | undefined = false;
   labels: Record<string, string> = {};
+  /** Each stream's line labels (`labels` plus `stream`), and the `labels` they were made from. */
+  private lineLabels?: { from: Record<string, string>; stdout: Record<string, string>; stderr: Record<string, string> };
   private tracker?: PositionTracker;
   /** TTY: recent lines that ended without newline; the next run's first line is joined to each in the log. */
   private unterminated: JoinedAfter[] = [];
@@ -371,6 +373,20 @@ class Follower {
     this.owner.ctx.log.once(`short:${this.id}`, 'warn', `container ${this.name}: its log holds fewer lines than when the checkpoint was saved (rotated or truncated meanwhile?); some lines may be missing`);
   }
 
+  /**
+   * A line's own copy of its labels. Copied from a per-stream template:
+   * `{ ...labels, stream }` takes V8's generic runtime path, ~1 µs a line,
+   * where a copy of an object that has every key already is ~50 ns.
+   */
+  private labelsOf(stream: StreamName): Record<string, string> {
+    let t = this.lineLabels;
+    if (t?.from !== this.labels) {
+      const from = this.labels;
+      this.lineLabels = t = { from, stdout: { ...from, stream: 'stdout' }, stderr: { ...from, stream: 'stderr' } };
+    }
+    return { ...t![stream] };
+  }
+
   private line(line: ParsedLine, tracker: PositionTracker): void {
     if (!tracker.accept(line.ts)) return;
     const o = this.owner;
@@ -383,7 +399,7 @@ class Follower {
       source: this.name,
       level: 'info',
       message: line.text,
-      labels: { ...this.labels, stream: line.stream },
+      labels: this.labelsOf(line.stream),
       attributes,
     });
     const position = tracker.position();

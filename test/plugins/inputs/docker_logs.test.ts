@@ -78,6 +78,8 @@ for (const tty of [false, true]) {
         assert.equal(e.level, 'info');
         assert.equal(e.attributes.truncated, undefined);
       }
+      // Each line has labels of its own: a processor that changes one line's labels changes no other's.
+      assert.equal(new Set(got.map((e) => e.labels)).size, got.length);
       // Each stream keeps its order.
       const out = got.filter((e) => e.labels.stream === 'stdout').map((e) => e.message);
       assert.deepEqual(out, tty ? ['one', 'two  spaced', 'three', 'tab\there', 'no newline at exit'] : ['one', 'two  spaced', 'tab\there', 'no newline at exit']);
