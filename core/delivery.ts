@@ -52,15 +52,22 @@ export class Delivery {
   }
 }
 
-/** Highest position per (input, key) in a batch. */
+/** Highest position per (input, key) in a batch, in the order the keys first appear. */
 export function checkpointsFor(batch: Envelope[]): Checkpoint[] {
-  const latest = new Map<string, Checkpoint>();
+  const latest: Checkpoint[] = [];
+  // Nested maps of the strings as they are: an input's keys recur line after
+  // line, each hashed once, where a joined key was a fresh string to hash per line.
+  const at = new Map<string, Map<string, number>>();
   for (const env of batch) {
     const p = env.position;
     if (!p) continue;
-    const k = `${p.input}\u0000${p.key}`;
-    const prev = latest.get(k);
-    if (!prev || prev.order <= p.order) latest.set(k, p);
+    let byKey = at.get(p.input);
+    if (!byKey) at.set(p.input, (byKey = new Map()));
+    const i = byKey.get(p.key);
+    if (i === undefined) {
+      byKey.set(p.key, latest.length);
+      latest.push(p);
+    } else if (latest[i]!.order <= p.order) latest[i] = p;
   }
-  return [...latest.values()];
+  return latest;
 }
