@@ -35,7 +35,7 @@ export interface SavedPosition {
 
 export const SLACK_NS = 1_000_000_000n;
 
-export function orderOf(hwm: bigint, k: number): string {
+export function orderOf(hwm: bigint | string, k: number): string {
   return `${hwm.toString().padStart(20, '0')}:${k.toString().padStart(10, '0')}`;
 }
 
@@ -172,9 +172,21 @@ export class PositionTracker {
     }
   }
 
+  /** hwm in decimal, kept for the value it was written from: position() and order() both need it for every line (~50 ns a conversion). */
+  private hwmText = { of: 0n, text: '0' };
+
+  private hwmString(): string {
+    const memo = this.hwmText;
+    if (memo.of !== this.hwm) {
+      memo.of = this.hwm;
+      memo.text = this.hwm.toString();
+    }
+    return memo.text;
+  }
+
   /** Sort key of the last accepted line. */
   order(): string {
-    return orderOf(this.hwm, this.k);
+    return orderOf(this.hwmString(), this.k);
   }
 
   /** Position after the last accepted line (what to save once it is delivered). */
@@ -184,6 +196,6 @@ export class PositionTracker {
       return { since: this.floor.toString(), skip: this.window.length - this.head + this.toSkip, hwm: this.resume.hwm.toString(), k: this.resume.k };
     }
     this.trim();
-    return { since: this.since.toString(), skip: this.window.length - this.head, hwm: this.hwm.toString(), k: this.k };
+    return { since: this.since.toString(), skip: this.window.length - this.head, hwm: this.hwmString(), k: this.k };
   }
 }
