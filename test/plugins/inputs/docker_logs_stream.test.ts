@@ -71,6 +71,30 @@ test('multiplexed stream: frames split anywhere give the same lines, long lines 
   }
 });
 
+test('timestamps: lines within one second, across seconds, and stamps that are not Docker\'s usual 30 bytes', () => {
+  const lines = [
+    '2026-11-23T12:00:00.123456789Z first',
+    '2026-11-23T12:00:00.123456790Z same second',
+    '2026-11-23T12:00:01.000000000Z next second',
+    '2026-11-23T12:00:01.00000000xZ a letter in the fraction',
+    '2026-11-23T12:00:01.000000001+00:00 an offset',
+    '2026-11-23T12:00:01.5Z a short fraction',
+    '2026-11-23T12:00:01.000000002Z ',
+    '2026-11-23T12:00:01.000000003Z\tno space after the stamp',
+    'no stamp at all, but long enough to reach byte thirty',
+  ];
+  const got = parseAll([Buffer.concat(lines.map((l) => frame(1, `${l}\n`)))], false).map((l) => [formatNs(l.ts), l.text]);
+  assert.deepEqual(got, [
+    ['2026-11-23T12:00:00.123456789Z', 'first'],
+    ['2026-11-23T12:00:00.123456790Z', 'same second'],
+    ['2026-11-23T12:00:01.000000000Z', 'next second'],
+    ['2026-11-23T12:00:01.000000001Z', 'an offset'],
+    ['2026-11-23T12:00:01.500000000Z', 'a short fraction'],
+    ['2026-11-23T12:00:01.000000002Z', ''],
+  ]);
+  // A stamp must be followed by a space: the tab line and the line without a stamp are not lines (the parser counts them as malformed).
+});
+
 test('TTY stream: raw messages with 16 KiB pieces glued together are split and merged', () => {
   const raw = Buffer.from(
     msg(BASE, 'one\r\n') + msg(BASE + 2n, piece('x')) + msg(BASE + 2n, '\r\n') + msg(BASE + 3n, piece('y')) + msg(BASE + 3n, 'yy\r\n') + msg(BASE + 4n, 'last'),
