@@ -79,10 +79,10 @@ export function looksMultiplexed(head: Buffer): boolean {
 export class LogStreamParser {
   private rest: Buffer = EMPTY;
   private partial: Record<StreamName, Partial | undefined> = { stdout: undefined, stderr: undefined };
-  private lastSecs = '';
+  /** The second of the last stamp parsed ("2026-11-23T12:00:00", as bytes) and its nanoseconds; none until one is. */
+  private readonly lastSecs = new Uint8Array(19);
   private lastSecsNs = 0n;
-  /** lastSecs as bytes (all zero until a stamp is parsed: no stamp matches that). */
-  private readonly lastSecsBytes = new Uint8Array(19);
+  private hasLastSecs = false;
   /** Malformed messages (no timestamp), counted. */
   malformed = 0;
 
@@ -235,8 +235,8 @@ export class LogStreamParser {
    * the general way; both give the same answer where both apply.
    */
   private sameSecond(data: Buffer, start: number): bigint | undefined {
-    if (data[start + STAMP_BYTES] !== SP || data[start + 19] !== 0x2e || data[start + 29] !== 0x5a) return undefined;
-    const secs = this.lastSecsBytes;
+    if (!this.hasLastSecs || data[start + STAMP_BYTES] !== SP || data[start + 19] !== 0x2e || data[start + 29] !== 0x5a) return undefined;
+    const secs = this.lastSecs;
     for (let i = 0; i < 19; i++) if (data[start + i] !== secs[i]) return undefined;
     let frac = 0;
     for (let i = start + 20; i < start + 29; i++) {
@@ -247,16 +247,21 @@ export class LogStreamParser {
     return this.lastSecsNs + BigInt(frac);
   }
 
+  private inLastSecond(text: string): boolean {
+    if (!this.hasLastSecs) return false;
+    for (let i = 0; i < 19; i++) if (text.charCodeAt(i) !== this.lastSecs[i]) return false;
+    return true;
+  }
+
   /** Docker's "2026-11-23T12:00:00.123456789Z", with the seconds of the last one cached (lines come in bursts). */
   private timestamp(text: string): bigint | undefined {
     if (text.length === STAMP_BYTES && text.charCodeAt(19) === 0x2e && text.charCodeAt(29) === 0x5a) {
-      const secs = text.slice(0, 19);
-      if (secs !== this.lastSecs) {
-        const ms = Date.parse(`${secs}Z`);
+      if (!this.inLastSecond(text)) {
+        const ms = Date.parse(`${text.slice(0, 19)}Z`);
         if (Number.isNaN(ms)) return parseRfc3339Ns(text);
-        this.lastSecs = secs;
+        for (let i = 0; i < 19; i++) this.lastSecs[i] = text.charCodeAt(i); // latin1: one byte a character
         this.lastSecsNs = BigInt(ms) * 1_000_000n;
-        for (let i = 0; i < 19; i++) this.lastSecsBytes[i] = secs.charCodeAt(i);
+        this.hasLastSecs = true;
       }
       const frac = Number(text.slice(20, 29));
       if (Number.isInteger(frac) && frac >= 0) return this.lastSecsNs + BigInt(frac);

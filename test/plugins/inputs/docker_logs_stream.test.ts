@@ -93,6 +93,8 @@ test('timestamps: lines within one second, across seconds, and stamps that are n
     ['2026-11-23T12:00:01.000000002Z', ''],
   ]);
   // A stamp must be followed by a space: the tab line and the line without a stamp are not lines (the parser counts them as malformed).
+  // Before any stamp was parsed there is no cached second for stray bytes to match.
+  assert.deepEqual(parseAll([frame(1, `${'\0'.repeat(19)}.000000001Z not a stamp\n`)], false), []);
 });
 
 test('TTY stream: raw messages with 16 KiB pieces glued together are split and merged', () => {
