@@ -379,12 +379,10 @@ class Follower {
    * where a copy of an object that has every key already is ~50 ns.
    */
   private labelsOf(stream: StreamName): Record<string, string> {
+    const from = this.labels;
     let t = this.lineLabels;
-    if (t?.from !== this.labels) {
-      const from = this.labels;
-      this.lineLabels = t = { from, stdout: { ...from, stream: 'stdout' }, stderr: { ...from, stream: 'stderr' } };
-    }
-    return { ...t![stream] };
+    if (t?.from !== from) this.lineLabels = t = { from, stdout: { ...from, stream: 'stdout' }, stderr: { ...from, stream: 'stderr' } };
+    return { ...t[stream] };
   }
 
   private line(line: ParsedLine, tracker: PositionTracker): void {

@@ -35,8 +35,9 @@ export interface SavedPosition {
 
 export const SLACK_NS = 1_000_000_000n;
 
-export function orderOf(hwm: bigint | string, k: number): string {
-  return `${hwm.toString().padStart(20, '0')}:${k.toString().padStart(10, '0')}`;
+/** The sort key of line `k` at the high-water mark `hwm` (decimal nanoseconds). */
+export function orderOf(hwm: string, k: number): string {
+  return `${hwm.padStart(20, '0')}:${k.toString().padStart(10, '0')}`;
 }
 
 /** Whether position a is further along the same log than b. */
