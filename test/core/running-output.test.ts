@@ -191,6 +191,49 @@ test('a full buffer drops the oldest untracked event first: tracked lines wait, 
   assert.equal(delivered, 1);
 });
 
+test('overflow among tracked events: drops follow the rule exactly, also behind a batch in flight, and the rest is written once and in order', async () => {
+  // A model of the rule, checked against random pushes: over the limit, the oldest untracked event goes, or the oldest of all.
+  let seed = 7;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const limit = 20;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const rec = recorder((attempt) => (attempt === 0 ? gate : undefined));
+  const out = new RunningOutput(outputConfig({ bufferLimit: limit, batchSize: 8 }), rec.plugin, quietLog());
+  const model: Array<{ n: number; tracked: boolean }> = [];
+  const deliveries: Delivery[] = [];
+  let n = 0;
+  const pushSome = (count: number) => {
+    for (let i = 0; i < count; i++, n++) {
+      const tracked = random() < 0.3;
+      const delivery = tracked ? new Delivery({}) : undefined;
+      if (delivery) deliveries.push(delivery);
+      out.push({ ...line(n), ...(delivery ? { delivery } : {}) });
+      model.push({ n, tracked });
+      if (model.length > limit) {
+        const at = model.findIndex((m) => !m.tracked);
+        model.splice(at < 0 ? 0 : at, 1);
+      }
+      assert.equal(out.bufferSize, model.length);
+    }
+  };
+  pushSome(6000); // enough for the buffer to be rebuilt without its holes (past 4,096)
+  // Evicted events leave holes until the buffer is rebuilt: its array stays within a bound while nothing is taken.
+  const slots = () => (out as unknown as { buffer: unknown[] }).buffer.length;
+  assert.ok(slots() <= limit + 4096 + 1, `array of ${slots()} slots`);
+  await out.start();
+  // The first batch is taken (past holes) and its write hangs; overflow goes on behind it.
+  await waitFor(() => rec.attempts() === 1, 5000, 'the first write');
+  const inFlight = model.splice(0, 8);
+  pushSome(300);
+  assert.ok(slots() <= 2 * limit + 4096 + 1, `array of ${slots()} slots`);
+  release();
+  await out.stop(5000);
+  assert.deepEqual(texts(rec.written), [...inFlight, ...model].map((m) => `line ${m.n}`));
+  assert.equal(out.stats.dropped_overflow, n - rec.written.length);
+  for (const d of deliveries) d.release();
+});
+
 test('each batch carries the highest position per source for stores that commit them', async () => {
   const seen: Array<{ checkpoints: unknown; positions: unknown[] }> = [];
   const out = new RunningOutput(outputConfig({ batchSize: 3 }), {
