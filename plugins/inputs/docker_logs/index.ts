@@ -35,6 +35,7 @@ import {
   type ContainerFilterConfig,
   type DockerConnectionConfig,
 } from '../../common/docker.ts';
+import { NotPlainResponse, openLogStream } from '../../common/docker_log_stream.ts';
 import { LogStreamParser, looksMultiplexed, type JoinedAfter, type ParsedLine, type StreamName } from './parse.ts';
 import { PositionTracker, isAhead, sinceParam, type SavedPosition } from './position.ts';
 
@@ -181,7 +182,7 @@ class Follower {
       // one inspect takes (20 such containers at once: ~15 % of their lines
       // read after an inspect, ~95 % this way).
       if (started && !this.tracker && !o.hasCheckpoint(this.id) && o.wants(started.name, started.labels, this.id)) {
-        early = container.logs(FOLLOW as any) as unknown as Promise<LogStream>;
+        early = o.openLogs(this.id, FOLLOW);
         early.catch(() => undefined); // awaited below, or not needed
       }
       let info: Docker.ContainerInspectInfo | undefined;
@@ -222,7 +223,7 @@ class Follower {
       } else {
         discard(early);
         early = undefined;
-        stream = (await container.logs(logsQuery(start, tracker, true) as any)) as unknown as LogStream;
+        stream = await o.openLogs(this.id, logsQuery(start, tracker, true));
       }
       this.requesting = false;
       if (o.stopped || (this.destroyed && !early)) {
@@ -248,13 +249,15 @@ class Follower {
     this.stream = untimed(stream);
     this.opens++;
     let parser: LogStreamParser | undefined;
-    if (o.paused) stream.pause();
     stream.on('data', (chunk: Buffer) => {
       if (this.stream !== stream || o.stopped) return;
       parser ??= this.parserFor(chunk, tracker);
       parser.push(chunk);
       this.flushSoon();
     });
+    // openLogStream's socket comes paused (its first bytes are already in it).
+    if (o.paused) stream.pause();
+    else stream.resume();
     let done = false;
     const finish = (err?: Error) => {
       if (done) return;
@@ -605,6 +608,9 @@ export class DockerLogsInput implements ServiceInput {
   private readonly waiting = new Set<Follower>();
   private releaseQueued = false;
   private fastFile?: string;
+  private dockerOpts?: Docker.DockerOptions;
+  /** Whether log streams are read off the connection (see openLogs). */
+  private plainLogs = true;
   private fastPending = false;
   private fastFd?: number;
   private fastSize = 0;
@@ -624,8 +630,27 @@ export class DockerLogsInput implements ServiceInput {
     this.checkpoints = new CheckpointFile(this.ctx.dataDir);
     this.fastFile = path.join(this.ctx.dataDir, 'checkpoints.fast.json');
     this.mergeFast();
-    this.docker = new Docker(dockerOptions(this.config, process.env, parseDuration(this.config.api_timeout)));
+    this.dockerOpts = dockerOptions(this.config, process.env, parseDuration(this.config.api_timeout));
+    this.docker = new Docker(this.dockerOpts);
     this.running = this.supervise();
+  }
+
+  /**
+   * A container's followed log: read off the connection (openLogStream, a
+   * third of the CPU a line of dockerode's stream under load), or through
+   * dockerode where the engine's answer is framed (a proxy speaking HTTP/1.1).
+   */
+  async openLogs(id: string, query: Record<string, unknown>): Promise<LogStream> {
+    if (this.plainLogs) {
+      try {
+        return await openLogStream(this.dockerOpts!, id, query, this.dockerOpts!.timeout);
+      } catch (err) {
+        if (!(err instanceof NotPlainResponse)) throw err;
+        this.plainLogs = false;
+        this.ctx.log.info(`${err.message}: log streams go through the HTTP client from now on`);
+      }
+    }
+    return (await this.docker!.getContainer(id).logs(query as any)) as unknown as LogStream;
   }
 
   /** Connects, follows, and reconnects with backoff when the engine goes away. */
@@ -838,9 +863,15 @@ export class DockerLogsInput implements ServiceInput {
     this.pending += n;
   }
 
-  /** After a hand-over: a full window pauses reading, and has the outputs write what they hold. */
+  /**
+   * After a hand-over: a full window pauses reading, and has the outputs
+   * write what they hold. So does a hand-over while paused (held-back lines
+   * released by acknowledgements): reading resumes only once half the window
+   * is free, and lines that do not fill it would otherwise wait in an output
+   * for a fuller batch, or its flush interval, holding the input paused.
+   */
   sent(): void {
-    if (this.pending < this.config.max_pending_lines) return;
+    if (this.pending < this.config.max_pending_lines && !this.paused) return;
     if (!this.paused) {
       this.paused = true;
       for (const f of this.followers.values()) f.pause();

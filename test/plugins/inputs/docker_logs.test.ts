@@ -468,6 +468,45 @@ test('the engine going away is reported once, retried with backoff, and reading 
   }
 });
 
+test('behind a proxy that speaks HTTP/1.1 to the engine (framed log answers), logs are read through the HTTP client instead, all of them', async () => {
+  // The input asks for logs over HTTP/1.0 to read them unframed; this proxy upgrades each request, so the engine answers chunked.
+  const tmp = tempDir();
+  const sock = path.join(tmp.dir, 'docker.sock');
+  const server = net.createServer((client) => {
+    const engine = net.connect('/var/run/docker.sock');
+    for (const s of [client, engine]) s.on('error', () => undefined);
+    let head = '';
+    const onData = (b: Buffer) => {
+      head += b.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      client.off('data', onData);
+      const upgraded = /^GET [^ ]+ HTTP\/1\.0\r\n/.test(head) ? head.replace(' HTTP/1.0\r\n', ' HTTP/1.1\r\nConnection: close\r\n') : head;
+      engine.write(Buffer.from(upgraded, 'latin1'));
+      client.pipe(engine);
+    };
+    client.on('data', onData);
+    engine.pipe(client);
+    client.on('close', () => engine.destroy());
+    engine.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(sock, resolve));
+  const name = uniqueName('opshub-test-proxy11');
+  try {
+    await withAgent(yaml({ include: [`^${name}$`], endpoint: `unix://${sock}` }), async (a, events) => {
+      const c = await runContainer('seq 1 500', { name });
+      await waitExited(c);
+      await waitFor(() => logsOf(events, name).length >= 500, 15_000, '500 lines');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(logsOf(events, name).map((e) => e.message), Array.from({ length: 500 }, (_, i) => String(i + 1)));
+      assert.ok(a.logs.some((l) => /framed.*through the HTTP client/.test(l.message)), 'the fallback is said');
+    });
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    tmp.cleanup();
+  }
+});
+
 test('a container stopped and started again while the agent runs: its next run is read, nothing twice', async () => {
   const name = uniqueName('opshub-test-again');
   await withAgent(yaml({ include: [`^${name}$`] }), async (_a, events) => {
