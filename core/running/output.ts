@@ -128,9 +128,30 @@ export class RunningOutput {
     }
     const env = buffer[i]!;
     buffer[i] = undefined;
-    if (i === this.head) this.head++;
-    else if (++this.holes > Math.max(4096, buffer.length - this.head - this.holes)) this.closeHoles();
+    if (i === this.head) {
+      this.head++;
+      this.skipHoles();
+      this.compact();
+    } else if (++this.holes > Math.max(4096, buffer.length - this.head - this.holes)) this.closeHoles();
     return env;
+  }
+
+  /** Moves `head` past holes, so that the oldest envelope is found at once. */
+  private skipHoles(): void {
+    const buffer = this.buffer;
+    while (this.holes > 0 && this.head < buffer.length && buffer[this.head] === undefined) {
+      this.head++;
+      this.holes--;
+    }
+  }
+
+  /** Drops the slots before `head` now and then, so the array does not grow without bound (also while nothing is taken). */
+  private compact(): void {
+    if (this.head > 4096 && this.head * 2 > this.buffer.length) {
+      this.buffer = this.buffer.slice(this.head);
+      this.evictFrom = Math.max(0, this.evictFrom - this.head);
+      this.head = 0;
+    }
   }
 
   /** Rebuilds the buffer without its holes: while nothing is taken (a write hanging on a dead peer) they would pile up. */
@@ -186,12 +207,7 @@ export class RunningOutput {
       return again.length < n ? [...again, ...this.take(n - again.length)] : again;
     }
     const batch = this.live(n);
-    // Compact now and then so the array does not grow without bound.
-    if (this.head > 4096 && this.head * 2 > this.buffer.length) {
-      this.buffer = this.buffer.slice(this.head);
-      this.evictFrom = Math.max(0, this.evictFrom - this.head);
-      this.head = 0;
-    }
+    this.compact();
     return batch;
   }
 
@@ -211,6 +227,7 @@ export class RunningOutput {
       else batch.push(env);
     }
     this.head = i;
+    this.skipHoles();
     return batch;
   }
 

@@ -38,6 +38,19 @@ function connect(opts: Docker.DockerOptions): net.Socket {
   return tls.connect({ host, port, ca: opts.ca, cert: opts.cert, key: opts.key, servername: net.isIP(host) ? undefined : host });
 }
 
+/** The data of a chunked body (as far as it goes). */
+function dechunk(body: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  for (let at = 0; at < body.length; ) {
+    const eol = body.indexOf('\r\n', at);
+    const size = eol < 0 ? NaN : parseInt(body.toString('latin1', at, eol), 16);
+    if (!(size > 0)) break;
+    parts.push(body.subarray(eol + 2, eol + 2 + size));
+    at = eol + 2 + size + 2;
+  }
+  return Buffer.concat(parts);
+}
+
 /** An error as dockerode makes one for a refused request: statusCode, and the engine's message. */
 function engineError(status: number, body: string): Error {
   let message = body.trim();
@@ -69,9 +82,12 @@ export function openLogStream(opts: Docker.DockerOptions, id: string, query: Rec
       socket.destroy();
       reject(err);
     };
-    if (timeoutMs > 0) socket.setTimeout(timeoutMs, () => fail(Object.assign(new Error(`the engine did not answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
-    socket.once('error', fail);
-    const closedEarly = () => fail(Object.assign(new Error('the engine closed the connection before answering'), { code: 'ECONNRESET' }));
+    /** Set once a refusal's status is known: how it ends, whatever ends the connection. */
+    let refused: (() => void) | undefined;
+    if (timeoutMs > 0) socket.setTimeout(timeoutMs, () => (refused ?? (() => fail(Object.assign(new Error(`the engine did not answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }))))());
+    const onError = (err: Error) => (refused ?? (() => fail(err)))();
+    socket.once('error', onError);
+    const closedEarly = () => (refused ?? (() => fail(Object.assign(new Error('the engine closed the connection before answering'), { code: 'ECONNRESET' }))))();
     socket.once('close', closedEarly);
     socket.write(`GET ${path} HTTP/1.0\r\nHost: docker\r\nUser-Agent: opshub\r\n\r\n`);
     const onData = (chunk: Buffer) => {
@@ -88,10 +104,18 @@ export function openLogStream(opts: Docker.DockerOptions, id: string, query: Rec
       const rest = head.subarray(end + 4);
       if (!(status >= 200 && status < 300)) {
         if (!status) return fail(new Error(`the engine answered with something other than HTTP: ${JSON.stringify(lines[0]!.slice(0, 80))}`));
-        // The error's text follows until the engine closes the connection.
-        const body: Buffer[] = [rest];
-        socket.on('data', (b: Buffer) => body.push(b));
-        socket.once('end', () => fail(engineError(status, Buffer.concat(body).toString('utf8'))));
+        // The error's text follows: Content-Length bytes, chunks up to the last, or up to the end of the connection (the engine's way).
+        const length = Number(/^content-length\s*:\s*(\d+)\s*$/im.exec(lines.slice(1).join('\n'))?.[1] ?? NaN);
+        const chunked = lines.some((l) => /^transfer-encoding\s*:.*chunked/i.test(l));
+        let body = rest;
+        refused = () => fail(engineError(status, (chunked ? dechunk(body) : body).toString('utf8')));
+        const complete = () => (chunked ? /(^|\r\n)0\r\n(\r\n)?$/.test(body.toString('latin1', Math.max(0, body.length - 7))) : body.length >= length);
+        if (complete()) return refused();
+        socket.on('data', (b: Buffer) => {
+          body = Buffer.concat([body, b]);
+          if (complete()) refused!();
+        });
+        socket.once('end', refused);
         socket.resume();
         return;
       }
@@ -99,7 +123,7 @@ export function openLogStream(opts: Docker.DockerOptions, id: string, query: Rec
       if (framed) return fail(new NotPlainResponse(`the engine's log response is framed (${framed.trim()})`));
       settled = true;
       socket.off('close', closedEarly);
-      socket.off('error', fail);
+      socket.off('error', onError);
       // Until the caller listens: an error now must not be thrown as unhandled (its 'close' follows and says the stream ended).
       socket.on('error', () => undefined);
       socket.setTimeout(0);

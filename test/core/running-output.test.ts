@@ -234,6 +234,18 @@ test('overflow among tracked events: drops follow the rule exactly, also behind 
   for (const d of deliveries) d.release();
 });
 
+test('a full buffer of untracked events only, or tracked events only, keeps its array bounded while nothing is taken', () => {
+  for (const tracked of [false, true]) {
+    const out = new RunningOutput(outputConfig({ bufferLimit: 100 }), recorder().plugin, quietLog());
+    const delivery = new Delivery({});
+    for (let i = 0; i < 50_000; i++) out.push({ ...line(i), ...(tracked ? { delivery } : {}) });
+    assert.equal(out.bufferSize, 100);
+    assert.equal(out.stats.dropped_overflow, 49_900);
+    const slots = (out as unknown as { buffer: unknown[] }).buffer.length;
+    assert.ok(slots <= 2 * 4096 + 100, `array of ${slots} slots (${tracked ? 'tracked' : 'untracked'})`);
+  }
+});
+
 test('each batch carries the highest position per source for stores that commit them', async () => {
   const seen: Array<{ checkpoints: unknown; positions: unknown[] }> = [];
   const out = new RunningOutput(outputConfig({ batchSize: 3 }), {

@@ -234,6 +234,8 @@ class Follower {
       this.openFailed = false;
       this.attach(stream, tracker);
     } catch (err) {
+      // An early stream asked for beside an inspect that failed is not read: closed, not left open.
+      if (!this.stream) discard(early);
       this.failed(err);
     } finally {
       this.opening = false;
@@ -275,6 +277,8 @@ class Follower {
     stream.on('end', () => finish());
     stream.on('close', () => finish());
     stream.on('error', (err: Error) => finish(err));
+    // Cut while it waited (an early stream, during the inspect): its events are past, so it is read again from the position.
+    if ((stream as { destroyed?: boolean }).destroyed) finish(new Error('the log stream was cut before it was read'));
   }
 
   private parserFor(first: Buffer, tracker: PositionTracker): LogStreamParser {

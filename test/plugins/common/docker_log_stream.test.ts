@@ -36,8 +36,8 @@ function demux(b: Buffer): string {
   return out;
 }
 
-/** A fake engine: answers each connection with `answer(request)`, written in the pieces given, then closes (or not). */
-function fakeEngine(listen: net.ListenOptions | { tls: tls.TlsOptions; port: 0; host: string }, answer: (request: string) => string[] | undefined) {
+/** A fake engine: answers each connection with `answer(request)`, written in the pieces given, then closes (unless `keepOpen`; undefined: never answers). */
+function fakeEngine(listen: net.ListenOptions | { tls: tls.TlsOptions; port: 0; host: string }, answer: (request: string) => string[] | undefined, keepOpen = false) {
   const requests: string[] = [];
   const onConnection = (sock: net.Socket) => {
     let got = '';
@@ -51,7 +51,7 @@ function fakeEngine(listen: net.ListenOptions | { tls: tls.TlsOptions; port: 0; 
         sock.write(p);
         await new Promise((r) => setTimeout(r, 5));
       }
-      sock.end();
+      if (!keepOpen) sock.end();
     });
     sock.on('error', () => undefined);
   };
@@ -67,9 +67,10 @@ test('a container\'s log is read off the connection: the frames as the engine se
     await waitExited(c);
     const s = await openLogStream(dockerOptions({ endpoint: '', tls_ca: '', tls_cert: '', tls_key: '', api_timeout: '10s' }), c.id, FOLLOW, 10_000);
     const text = demux(await readAll(s));
-    const lines = text.trimEnd().split('\n').map((l) => l.slice(l.indexOf(' ') + 1));
-    assert.deepEqual(lines.sort(), ['line 1', 'line 2', 'line 3', 'oops']);
-    assert.match(text, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z line 1\n/);
+    const lines = text.trimEnd().split('\n');
+    // stdout's and stderr's lines are in the order of their timestamps, which need not be the order the script wrote them.
+    assert.deepEqual(lines.map((l) => l.slice(l.indexOf(' ') + 1)).sort(), ['line 1', 'line 2', 'line 3', 'oops']);
+    for (const l of lines) assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z /);
   } finally {
     await removeTestContainers();
   }
@@ -96,6 +97,21 @@ test('over tcp: an HTTP/1.0 request with the query, headers split across reads, 
     assert.match(engine.requests[0]!, /^GET \/v1\.41\/containers\/abc\/logs\?follow=true&stdout=true&stderr=true&timestamps=true&since=12\.5 HTTP\/1\.0\r\n/);
   } finally {
     engine.server.close();
+  }
+});
+
+test('a refusal from a peer that keeps the connection open ends with its body: Content-Length, or the last chunk', async () => {
+  const sock = (name: string) => path.join(tmp.dir, name);
+  const sized = fakeEngine({ path: sock('sized.sock') }, () => ['HTTP/1.1 404 Not Found\r\nContent-Length: 23\r\n\r\n{"message":"gone a', 'way"}'], true);
+  const chunked = fakeEngine({ path: sock('chunked-err.sock') }, () => ['HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n1a\r\n{"message":"engine broke"}\r\n', '0\r\n\r\n'], true);
+  await Promise.all([sized.listening, chunked.listening]);
+  try {
+    const t = Date.now();
+    await assert.rejects(openLogStream({ socketPath: sock('sized.sock') }, 'abc', FOLLOW, 3000), (err: Error & { statusCode?: number }) => err.statusCode === 404 && /\(HTTP code 404\) - gone away$/.test(err.message));
+    await assert.rejects(openLogStream({ socketPath: sock('chunked-err.sock') }, 'abc', FOLLOW, 3000), (err: Error & { statusCode?: number }) => err.statusCode === 500 && /\(HTTP code 500\) - engine broke$/.test(err.message));
+    assert.ok(Date.now() - t < 2000, 'not left to the timeout');
+  } finally {
+    for (const e of [sized, chunked]) e.server.close();
   }
 });
 
