@@ -12,6 +12,7 @@
 
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { backoffDelay, sleep } from '../../../core/backoff.ts';
 import { CheckpointFile } from '../../../core/checkpoint.ts';
@@ -365,14 +366,26 @@ class Follower {
   private async readRest(tracker: PositionTracker): Promise<void> {
     const start = this.resumeFrom(tracker);
     const replay = trackerFor(start);
-    const body: unknown = await this.owner.docker!.getContainer(this.id).logs(logsQuery(start, replay, false) as any);
-    if (!Buffer.isBuffer(body)) throw new Error('the engine did not answer with a log');
+    const stream = await this.owner.openLogs(this.id, logsQuery(start, replay, false));
+    let parser: LogStreamParser | undefined;
+    // Read as it comes, not buffered whole: the rest starts a second before the last line read, which a busy container fills with megabytes.
+    await new Promise<void>((resolve, reject) => {
+      let ended = false;
+      stream.on('data', (chunk: Buffer) => {
+        if (this.owner.stopped) return stream.destroy();
+        parser ??= this.parserFor(chunk, replay);
+        parser.push(chunk);
+      });
+      stream.on('end', () => {
+        ended = true;
+        resolve();
+      });
+      stream.on('close', () => (ended || this.owner.stopped ? resolve() : reject(new Error('the log was cut before its end'))));
+      stream.on('error', reject);
+      stream.resume();
+    });
     if (this.owner.stopped) return;
-    if (body.length > 0) {
-      const parser = this.parserFor(body, replay);
-      parser.push(body);
-      parser.end();
-    }
+    parser?.end();
     this.tracker = replay;
   }
 
@@ -640,7 +653,7 @@ export class DockerLogsInput implements ServiceInput {
   }
 
   /**
-   * A container's followed log: read off the connection (openLogStream, a
+   * A container's log, followed or not: read off the connection (openLogStream, a
    * third of the CPU a line of dockerode's stream under load), or through
    * dockerode where the engine's answer is framed (a proxy speaking HTTP/1.1).
    */
@@ -654,7 +667,9 @@ export class DockerLogsInput implements ServiceInput {
         this.ctx.log.info(`${err.message}: log streams go through the HTTP client from now on`);
       }
     }
-    return (await this.docker!.getContainer(id).logs(query as any)) as unknown as LogStream;
+    const answer: unknown = await this.docker!.getContainer(id).logs(query as any);
+    // Not followed, dockerode answers with the whole log at once.
+    return (Buffer.isBuffer(answer) ? Readable.from([answer]) : answer) as LogStream;
   }
 
   /** Connects, follows, and reconnects with backoff when the engine goes away. */
