@@ -35,7 +35,7 @@ export class RunningOutput {
   readonly stats: OutputStats = { written: 0, dropped: 0, dropped_overflow: 0, dropped_permanent: 0, write_errors: 0, batches: 0, write_seconds: 0 };
   /** Buffered envelopes, oldest first, from `head` on; an evicted one leaves a hole (undefined) that live() skips. */
   private buffer: Array<Envelope | undefined> = [];
-  private head = 0; // index of the oldest envelope in `buffer`
+  private head = 0; // index of the oldest envelope in `buffer`: never a hole (evict() and live() move past them)
   /**
    * Holes at or after `head`. Taking an event out of the middle of a large
    * buffer (an untracked one behind tracked ones) with splice() copied
@@ -121,11 +121,8 @@ export class RunningOutput {
     let i = Math.max(this.evictFrom, this.head);
     while (i < buffer.length && (buffer[i] === undefined || buffer[i]!.delivery)) i++;
     this.evictFrom = i;
-    if (i === buffer.length) {
-      // Every event is tracked: the oldest goes.
-      i = this.head;
-      while (buffer[i] === undefined) i++;
-    }
+    // Every event is tracked: the oldest goes.
+    if (i === buffer.length) i = this.head;
     const env = buffer[i]!;
     buffer[i] = undefined;
     if (i === this.head) {

@@ -100,10 +100,15 @@ export function dockerOptions(cfg: DockerConnectionConfig, env: NodeJS.ProcessEn
  */
 export function untimed<T extends NodeJS.ReadableStream>(stream: T): T {
   const socket = (stream as { socket?: Socket }).socket;
-  socket?.setTimeout(0);
-  // Over tcp://, a peer that vanished without closing is still noticed (a no-op on unix sockets).
-  socket?.setKeepAlive(true, 30_000);
+  if (socket) untimedSocket(socket);
   return stream;
+}
+
+/** untimed() for the socket a stream is read from: no inactivity timeout, TCP keep-alive. */
+export function untimedSocket(socket: Socket): void {
+  socket.setTimeout(0);
+  // Over tcp://, a peer that vanished without closing is still noticed (a no-op on unix sockets).
+  socket.setKeepAlive(true, 30_000);
 }
 
 /** A printable name of the endpoint, for messages. */

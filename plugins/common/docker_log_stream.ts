@@ -15,6 +15,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type Docker from 'dockerode';
+import { untimedSocket } from './docker.ts';
 
 /** The engine answered in a form this reader does not unwrap (chunked, compressed). */
 export class NotPlainResponse extends Error {}
@@ -82,12 +83,12 @@ export function openLogStream(opts: Docker.DockerOptions, id: string, query: Rec
       socket.destroy();
       reject(err);
     };
-    /** Set once a refusal's status is known: how it ends, whatever ends the connection. */
+    /** Set once a refusal's status is known: however the connection then ends, the refusal is the answer. */
     let refused: (() => void) | undefined;
-    if (timeoutMs > 0) socket.setTimeout(timeoutMs, () => (refused ?? (() => fail(Object.assign(new Error(`the engine did not answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }))))());
-    const onError = (err: Error) => (refused ?? (() => fail(err)))();
-    socket.once('error', onError);
-    const closedEarly = () => (refused ?? (() => fail(Object.assign(new Error('the engine closed the connection before answering'), { code: 'ECONNRESET' }))))();
+    const endWith = (err: Error) => (refused ? refused() : fail(err));
+    if (timeoutMs > 0) socket.setTimeout(timeoutMs, () => endWith(Object.assign(new Error(`the engine did not answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    socket.once('error', endWith);
+    const closedEarly = () => endWith(Object.assign(new Error('the engine closed the connection before answering'), { code: 'ECONNRESET' }));
     socket.once('close', closedEarly);
     socket.write(`GET ${path} HTTP/1.0\r\nHost: docker\r\nUser-Agent: opshub\r\n\r\n`);
     const onData = (chunk: Buffer) => {
@@ -99,14 +100,14 @@ export function openLogStream(opts: Docker.DockerOptions, id: string, query: Rec
       }
       socket.off('data', onData);
       socket.pause();
-      const lines = head.toString('latin1', 0, end).split('\r\n');
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0]!)?.[1]);
+      const [statusLine, ...headers] = head.toString('latin1', 0, end).split('\r\n');
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine!)?.[1]);
       const rest = head.subarray(end + 4);
       if (!(status >= 200 && status < 300)) {
-        if (!status) return fail(new Error(`the engine answered with something other than HTTP: ${JSON.stringify(lines[0]!.slice(0, 80))}`));
+        if (!status) return fail(new Error(`the engine answered with something other than HTTP: ${JSON.stringify(statusLine!.slice(0, 80))}`));
         // The error's text follows: Content-Length bytes, chunks up to the last, or up to the end of the connection (the engine's way).
-        const length = Number(/^content-length\s*:\s*(\d+)\s*$/im.exec(lines.slice(1).join('\n'))?.[1] ?? NaN);
-        const chunked = lines.some((l) => /^transfer-encoding\s*:.*chunked/i.test(l));
+        const length = Number(/^content-length\s*:\s*(\d+)\s*$/im.exec(headers.join('\n'))?.[1] ?? NaN);
+        const chunked = headers.some((l) => /^transfer-encoding\s*:.*chunked/i.test(l));
         let body = rest;
         refused = () => fail(engineError(status, (chunked ? dechunk(body) : body).toString('utf8')));
         const complete = () => (chunked ? /(^|\r\n)0\r\n(\r\n)?$/.test(body.toString('latin1', Math.max(0, body.length - 7))) : body.length >= length);
@@ -119,16 +120,14 @@ export function openLogStream(opts: Docker.DockerOptions, id: string, query: Rec
         socket.resume();
         return;
       }
-      const framed = lines.slice(1).find((l) => /^(transfer-encoding|content-encoding)\s*:/i.test(l) && !/:\s*identity\s*$/i.test(l));
+      const framed = headers.find((l) => /^(transfer-encoding|content-encoding)\s*:/i.test(l) && !/:\s*identity\s*$/i.test(l));
       if (framed) return fail(new NotPlainResponse(`the engine's log response is framed (${framed.trim()})`));
       settled = true;
       socket.off('close', closedEarly);
-      socket.off('error', onError);
+      socket.off('error', endWith);
       // Until the caller listens: an error now must not be thrown as unhandled (its 'close' follows and says the stream ended).
       socket.on('error', () => undefined);
-      socket.setTimeout(0);
-      // Over tcp://, a peer that vanished without closing is still noticed (a no-op on unix sockets).
-      socket.setKeepAlive(true, 30_000);
+      untimedSocket(socket);
       if (rest.length) socket.unshift(rest);
       resolve(socket);
     };
