@@ -23,7 +23,6 @@ import {
   DuckDBDataChunk,
   DuckDBVarCharType,
   TIMESTAMP,
-  TIMESTAMP_NS,
   VARCHAR,
   type DuckDBAppender,
   type DuckDBType,
@@ -40,13 +39,6 @@ export interface ColumnSpec {
    * before), so only that is checked; other values are not looked up.
    */
   repeats?: boolean | 'runs';
-  /**
-   * A TIMESTAMP column whose values are the BIGINT nanoseconds of this other
-   * column, truncated to microseconds: it is never set, the nanoseconds go
-   * over a second time (as TIMESTAMP_NS, which the Appender casts in one
-   * native pass) instead of a BigInt division a row in JS.
-   */
-  microsOf?: number;
 }
 
 // The entries are written as little-endian words, as on every platform Node's DuckDB binaries ship for.
@@ -60,18 +52,8 @@ const WRITE_GROUP = 64;
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
 
-const duckdbType = (s: ColumnSpec): DuckDBType =>
-  s.microsOf !== undefined
-    ? TIMESTAMP_NS
-    : s.type === 'TIMESTAMP'
-      ? TIMESTAMP
-      : s.type === 'BIGINT'
-        ? BIGINT
-        : s.type === 'DOUBLE'
-          ? DOUBLE
-          : s.type === 'JSON'
-            ? DuckDBVarCharType.create('JSON')
-            : VARCHAR;
+const duckdbType = (t: ColumnType): DuckDBType =>
+  t === 'TIMESTAMP' ? TIMESTAMP : t === 'BIGINT' ? BIGINT : t === 'DOUBLE' ? DOUBLE : t === 'JSON' ? DuckDBVarCharType.create('JSON') : VARCHAR;
 
 /** Row validity bits as DuckDB keeps them (uint64 words, bit set = not NULL). */
 class Validity {
@@ -106,7 +88,7 @@ interface Column {
 abstract class FixedColumn<T extends BigInt64Array | Float64Array> implements Column {
   protected readonly validity = new Validity();
 
-  constructor(readonly values: T) {}
+  constructor(protected readonly values: T) {}
 
   abstract set(row: number, value: unknown): void;
 
@@ -116,11 +98,6 @@ abstract class FixedColumn<T extends BigInt64Array | Float64Array> implements Co
 
   flush(vector: duckdb.Vector, rows: number): void {
     duckdb.copy_data_to_vector(vector, 0, this.values.buffer as ArrayBuffer, 0, rows * 8);
-    this.validity.flush(vector, rows);
-  }
-
-  /** This column's NULLs onto another vector (a column derived from this one). */
-  flushValidity(vector: duckdb.Vector, rows: number): void {
     this.validity.flush(vector, rows);
   }
 
@@ -139,45 +116,6 @@ class Int64Column extends FixedColumn<BigInt64Array> {
     if (value > INT64_MAX || value < INT64_MIN) throw new RangeError(`Conversion Error: ${value} is out of int64 range`);
     this.values[row] = value;
   }
-}
-
-/** The high 32 bits of an int64 within 1,000 of INT64_MAX or of -INT64_MAX, DuckDB's TIMESTAMP_NS infinities. */
-const NEAR_MAX_HIGH = 0x7fffffff;
-const NEAR_MIN_HIGH = -0x80000000;
-
-/**
- * Microseconds of a nanosecond column (see ColumnSpec.microsOf), sent as
- * TIMESTAMP_NS for DuckDB's cast, which truncates toward zero as `/ 1000n`
- * does. Its only difference, the infinities (±INT64_MAX as TIMESTAMP_NS), is
- * avoided by sending values that close to them already truncated.
- */
-class MicrosOfNanosColumn implements Column {
-  private readonly values = new BigInt64Array(CHUNK_ROWS);
-  private readonly high = new Int32Array(this.values.buffer);
-
-  constructor(private readonly nanos: Int64Column) {}
-
-  set(): void {
-    throw new Error('ChunkAppender: a microsOf column is not set, its nanosecond column is');
-  }
-
-  setNull(): void {
-    this.set();
-  }
-
-  flush(vector: duckdb.Vector, rows: number): void {
-    const v = this.values;
-    v.set(this.nanos.values.subarray(0, rows));
-    const high = this.high;
-    for (let r = 0; r < rows; r++) {
-      const h = high[2 * r + 1]!;
-      if (h === NEAR_MAX_HIGH || h === NEAR_MIN_HIGH) v[r] = (v[r]! / 1000n) * 1000n;
-    }
-    duckdb.copy_data_to_vector(vector, 0, v.buffer, 0, rows * 8);
-    this.nanos.flushValidity(vector, rows);
-  }
-
-  reset(): void {}
 }
 
 class DoubleColumn extends FixedColumn<Float64Array> {
@@ -380,13 +318,7 @@ export class ChunkAppender {
     this.columns = specs.map((s) =>
       s.type === 'BIGINT' || s.type === 'TIMESTAMP' ? new Int64Column() : s.type === 'DOUBLE' ? new DoubleColumn() : new VarcharColumn(s.repeats ?? false),
     );
-    specs.forEach((s, i) => {
-      if (s.microsOf === undefined) return;
-      const nanos = this.columns[s.microsOf];
-      if (s.type !== 'TIMESTAMP' || specs[s.microsOf]?.type !== 'BIGINT' || !(nanos instanceof Int64Column)) throw new Error(`ChunkAppender: column ${i} (microsOf) must be a TIMESTAMP of a BIGINT column`);
-      this.columns[i] = new MicrosOfNanosColumn(nanos);
-    });
-    this.chunk = DuckDBDataChunk.create(specs.map(duckdbType));
+    this.chunk = DuckDBDataChunk.create(specs.map((s) => duckdbType(s.type)));
   }
 
   /** Starts writing through `appender`; the previous one must be closed or cleared. */

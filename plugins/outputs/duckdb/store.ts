@@ -229,7 +229,7 @@ export class AttributesJson {
 
 // Column order and types of the tables in schema.ts; `repeats` marks values that recur row after row.
 const LOG_COLUMNS: ColumnSpec[] = [
-  { type: 'TIMESTAMP', microsOf: 1 },
+  { type: 'TIMESTAMP' },
   { type: 'BIGINT' },
   { type: 'VARCHAR', repeats: true }, // source
   { type: 'VARCHAR', repeats: true }, // container_name
@@ -241,7 +241,7 @@ const LOG_COLUMNS: ColumnSpec[] = [
   { type: 'JSON', repeats: 'runs' }, // attributes (AttributesJson repeats its string for lines alike)
 ];
 const ACTIVITY_COLUMNS: ColumnSpec[] = [
-  { type: 'TIMESTAMP', microsOf: 1 },
+  { type: 'TIMESTAMP' },
   { type: 'BIGINT' },
   ...['username', 'user_id', 'email', 'model', 'action', 'session_id', 'ip_address', 'user_agent', 'source', 'container_name'].map(() => ({ type: 'VARCHAR' as const, repeats: true })),
   { type: 'VARCHAR' }, // level
@@ -249,7 +249,7 @@ const ACTIVITY_COLUMNS: ColumnSpec[] = [
   { type: 'JSON' }, // metadata
 ];
 const METRIC_COLUMNS: ColumnSpec[] = [
-  { type: 'TIMESTAMP', microsOf: 1 },
+  { type: 'TIMESTAMP' },
   { type: 'BIGINT' },
   { type: 'VARCHAR', repeats: true }, // name
   { type: 'VARCHAR', repeats: true }, // field
@@ -643,6 +643,7 @@ export class Store {
   /** Appends one log row; returns the attributes' JSON for reuse. */
   private appendLog(a: ChunkAppender, e: LogEvent): string {
     const ts = e.timestamp;
+    a.int64(0, ts / 1000n);
     a.int64(1, ts);
     a.text(2, e.source);
     const labels = e.labels;
@@ -763,6 +764,7 @@ export function namesSomeone(e: LogEvent): boolean {
 
 function appendActivity(a: ChunkAppender, e: LogEvent, attrsJson: string): void {
   const at = e.attributes;
+  a.int64(0, e.timestamp / 1000n);
   a.int64(1, e.timestamp);
   a.optionalText(2, str(at.username));
   a.optionalText(3, str(at.user_id));
@@ -783,10 +785,12 @@ function appendActivity(a: ChunkAppender, e: LogEvent, attrsJson: string): void 
 
 /** One row per field; returns how many. */
 function appendMetric(a: ChunkAppender, m: MetricEvent): number {
+  const micros = m.timestamp / 1000n;
   const tags = isEmpty(m.tags) ? '{}' : toJson(m.tags);
   let n = 0;
   for (const field in m.fields) {
     const v = m.fields[field]!;
+    a.int64(0, micros);
     a.int64(1, m.timestamp);
     a.text(2, m.name);
     a.text(3, field);

@@ -93,32 +93,6 @@ test('clear() drops the rows not yet committed', async () => {
   db.closeSync();
 });
 
-test('a microsOf column stores its nanosecond column truncated to microseconds, as / 1000n does, out to both ends of int64', async () => {
-  const db = await DuckDBInstance.create(':memory:');
-  const conn = await db.connect();
-  await conn.run('CREATE TABLE t (ts TIMESTAMP NOT NULL, ns BIGINT NOT NULL)');
-  const max = 2n ** 63n - 1n;
-  const min = -(2n ** 63n);
-  const values = [1_733_430_000_123_456_789n, 0n, -1n, -999n, -1000n, -1001n, 999n, 1001n, max, max - 1n, max - 999n, max - 1000n, max - 2n ** 32n, min, min + 1n, min + 1000n, min + 2n ** 32n];
-  const rows = 3 * 2048 + 5; // several chunks
-  const a = new ChunkAppender([{ type: 'TIMESTAMP', microsOf: 1 }, { type: 'BIGINT' }]).attach(await conn.createAppender('t'));
-  for (let i = 0; i < rows; i++) {
-    a.int64(1, values[i % values.length]! + (i < values.length ? 0n : BigInt(i % 7) * (values[i % values.length]! > 0n ? -1n : 1n)));
-    a.endRow();
-  }
-  a.close();
-  const got = (await conn.runAndReadAll('SELECT epoch_us(ts), ns FROM t')).getRows();
-  assert.equal(got.length, rows);
-  for (const [us, ns] of got) assert.equal(us, (ns as bigint) / 1000n, `${ns}`);
-  conn.closeSync();
-  db.closeSync();
-});
-
-test('a microsOf column must be a TIMESTAMP of a BIGINT column', () => {
-  assert.throws(() => new ChunkAppender([{ type: 'TIMESTAMP', microsOf: 1 }, { type: 'VARCHAR' }]), /microsOf/);
-  assert.throws(() => new ChunkAppender([{ type: 'BIGINT', microsOf: 1 }, { type: 'BIGINT' }]), /microsOf/);
-});
-
 test("a 'runs' column stores runs of one value, NULLs and inline strings between them, across chunks", async () => {
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
