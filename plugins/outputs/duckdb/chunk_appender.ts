@@ -33,12 +33,8 @@ export type ColumnType = 'TIMESTAMP' | 'BIGINT' | 'DOUBLE' | 'VARCHAR' | 'JSON';
 
 export interface ColumnSpec {
   type: ColumnType;
-  /**
-   * The same value recurs across rows (an id, a labels object): sent once per
-   * chunk. 'runs': it recurs only row after row (the same string as the row
-   * before), so only that is checked; other values are not looked up.
-   */
-  repeats?: boolean | 'runs';
+  /** The same value recurs across rows (an id, a labels object): sent once per chunk. */
+  repeats?: boolean;
 }
 
 // The entries are written as little-endian words, as on every platform Node's DuckDB binaries ship for.
@@ -144,43 +140,26 @@ class VarcharColumn implements Column {
   private copyCount = 0;
   private readonly validity = new Validity();
   private readonly firstRowOf?: Map<string, number>;
-  /** Whether repeats are looked for at all; the last string sent through the arena, and its row. */
-  private readonly repeats: boolean;
-  private last: string | undefined;
-  private lastRow = 0;
 
-  constructor(repeats: boolean | 'runs') {
-    this.repeats = repeats !== false;
-    if (repeats === true) this.firstRowOf = new Map();
+  constructor(repeats: boolean) {
+    if (repeats) this.firstRowOf = new Map();
   }
 
   set(row: number, s: string): void {
-    // Lines of one container come in runs: the row before's value, found without hashing it.
-    if (s === this.last) return this.copy(row, this.lastRow);
     const n = s.length;
     if (n <= INLINE && this.writeInline(row, s, n)) return;
     const seen = this.firstRowOf;
     if (seen) {
       const first = seen.get(s);
       if (first !== undefined) {
-        this.last = s;
-        this.lastRow = first;
-        return this.copy(row, first);
+        this.copyRows[this.copyCount] = row;
+        this.copyFrom[this.copyCount++] = first;
+        return;
       }
       seen.set(s, row);
     }
-    if (this.repeats) {
-      this.last = s;
-      this.lastRow = row;
-    }
     this.arenaRows[this.arenaCount] = row;
     this.arenaValues[this.arenaCount++] = s;
-  }
-
-  /** The row gets the entry of an earlier row with the same string. */
-  private copy(row: number, from: number): void {
-    this.copyRows[this.copyCount] = row;
-    this.copyFrom[this.copyCount++] = from;
   }
 
   /** Writes an ASCII string of at most 12 characters into its entry; false for other text (it goes through the arena). */
@@ -296,7 +275,6 @@ class VarcharColumn implements Column {
     this.arenaCount = 0;
     this.copyCount = 0;
     this.firstRowOf?.clear();
-    this.last = undefined;
     this.validity.reset();
   }
 }
@@ -316,7 +294,7 @@ export class ChunkAppender {
 
   constructor(specs: readonly ColumnSpec[]) {
     this.columns = specs.map((s) =>
-      s.type === 'BIGINT' || s.type === 'TIMESTAMP' ? new Int64Column() : s.type === 'DOUBLE' ? new DoubleColumn() : new VarcharColumn(s.repeats ?? false),
+      s.type === 'BIGINT' || s.type === 'TIMESTAMP' ? new Int64Column() : s.type === 'DOUBLE' ? new DoubleColumn() : new VarcharColumn(s.repeats === true),
     );
     this.chunk = DuckDBDataChunk.create(specs.map((s) => duckdbType(s.type)));
   }

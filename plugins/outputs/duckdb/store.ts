@@ -129,7 +129,7 @@ export function toJson(value: unknown): string {
 const PROMOTED = new Set(['category', 'container_id']);
 
 /**
- * What AttributesJson knows of a key: its JSON text (`"key":`), or that it
+ * What attributesJson knows of a key: its JSON text (`"key":`), or that it
  * is promoted; and the last string value seen under it with that value's
  * JSON, since many values repeat line after line (an image, a model).
  */
@@ -147,84 +147,31 @@ const MAX_KEYS = 10_000;
  * The attributes as JSON without the promoted keys — built by hand, which is
  * faster than copying the object for JSON.stringify. Values that are not
  * plain strings, numbers or booleans go through toJson (bigints, objects).
- *
- * Lines of one container mostly carry the same attributes (its image, and
- * nothing else the processors found): when a line's entries are the last
- * line's — same keys in the same order, the same primitive values — its JSON
- * is the last one, the same string, which the chunk writer then sends once
- * for the whole run of lines.
  */
-export class AttributesJson {
-  private readonly keys = new Map<string, AttributeKey>();
-  /** The last attributes written: each entry's key, value and `"key":value` text. */
-  private readonly lastKeys: AttributeKey[] = [];
-  private readonly lastValues: unknown[] = [];
-  private readonly lastPieces: string[] = [];
-  private lastCount = 0;
-  private lastText = '{}';
-
-  of(attrs: Record<string, unknown>): string {
-    const lastKeys = this.lastKeys;
-    const lastValues = this.lastValues;
-    const lastPieces = this.lastPieces;
-    let n = 0;
-    let same = true;
-    let out = '';
-    for (const k in attrs) {
-      const key = this.keyOf(k);
-      if (key.promoted) continue;
-      const v = attrs[k];
-      if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
-      if (same) {
-        // An object may have changed inside since the last line: only primitives count as the same.
-        if (n < this.lastCount && lastKeys[n] === key && lastValues[n] === v && typeof v !== 'object') {
-          n++;
-          continue;
-        }
-        same = false;
-        out = this.prefix(n);
-      }
-      let text: string;
-      if (typeof v === 'string') {
-        if (v !== key.last) {
-          key.last = v;
-          key.lastJson = JSON.stringify(v);
-        }
-        text = key.lastJson;
-      } else if (typeof v === 'number') text = Number.isFinite(v) ? String(v) : 'null';
-      else if (typeof v === 'boolean') text = v ? 'true' : 'false';
-      else text = toJson(v);
-      const piece = key.prefix + text;
-      lastKeys[n] = key;
-      lastValues[n] = v;
-      lastPieces[n++] = piece;
-      out = out === '' ? `{${piece}` : `${out},${piece}`;
-    }
-    if (same) {
-      if (n === this.lastCount) return this.lastText;
-      out = this.prefix(n); // the last line's first n entries, and no more
-    }
-    // Values beyond n are not kept alive until a longer line overwrites them.
-    for (let i = n; i < this.lastCount; i++) lastValues[i] = undefined;
-    this.lastCount = n;
-    return (this.lastText = out === '' ? '{}' : `${out}}`);
-  }
-
-  /** `{` and the last line's first n entries, comma-separated ('' for none). */
-  private prefix(n: number): string {
-    let out = '';
-    for (let i = 0; i < n; i++) out = out === '' ? `{${this.lastPieces[i]}` : `${out},${this.lastPieces[i]}`;
-    return out;
-  }
-
-  private keyOf(k: string): AttributeKey {
-    let key = this.keys.get(k);
+export function attributesJson(attrs: Record<string, unknown>, keys: Map<string, AttributeKey>): string {
+  let out = '';
+  for (const k in attrs) {
+    let key = keys.get(k);
     if (key === undefined) {
       key = { prefix: `${JSON.stringify(k)}:`, promoted: PROMOTED.has(k), lastJson: '' };
-      if (this.keys.size < MAX_KEYS) this.keys.set(k, key);
+      if (keys.size < MAX_KEYS) keys.set(k, key);
     }
-    return key;
+    if (key.promoted) continue;
+    const v = attrs[k];
+    let text: string;
+    if (typeof v === 'string') {
+      if (v !== key.last) {
+        key.last = v;
+        key.lastJson = JSON.stringify(v);
+      }
+      text = key.lastJson;
+    } else if (typeof v === 'number') text = Number.isFinite(v) ? String(v) : 'null';
+    else if (typeof v === 'boolean') text = v ? 'true' : 'false';
+    else if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+    else text = toJson(v);
+    out += out === '' ? `{${key.prefix}${text}` : `,${key.prefix}${text}`;
   }
+  return out === '' ? '{}' : `${out}}`;
 }
 
 // Column order and types of the tables in schema.ts; `repeats` marks values that recur row after row.
@@ -238,7 +185,7 @@ const LOG_COLUMNS: ColumnSpec[] = [
   { type: 'VARCHAR', repeats: true }, // category
   { type: 'VARCHAR' }, // message
   { type: 'JSON', repeats: true }, // labels
-  { type: 'JSON', repeats: 'runs' }, // attributes (AttributesJson repeats its string for lines alike)
+  { type: 'JSON' }, // attributes
 ];
 const ACTIVITY_COLUMNS: ColumnSpec[] = [
   { type: 'TIMESTAMP' },
@@ -297,8 +244,8 @@ export class Store {
   /** Where in time the log lines changed, by version (see changes.ts). */
   readonly logChanges = new ChangeLog();
   private labelsJson = new LabelsJson(8);
-  /** Attribute JSON without re-escaping keys (or repeated values), the same string for lines alike. */
-  private attributesJson = new AttributesJson();
+  /** Attribute keys seen so far, to build attribute JSON without re-escaping keys (or repeated values). */
+  private keys = new Map<string, AttributeKey>();
   /** settle() committed the open transaction, and the runtime has not been told. */
   private settled = false;
   /** The transaction stage() appends to, until commit(): its rows, the positions it saved, where its lines lie in time. */
@@ -656,7 +603,7 @@ export class Store {
     a.optionalText(6, typeof category === 'string' ? category : undefined);
     a.text(7, e.message);
     a.text(8, this.labelsJson.of(labels));
-    const attrsJson = this.attributesJson.of(attrs);
+    const attrsJson = attributesJson(attrs, this.keys);
     a.text(9, attrsJson);
     a.endRow();
     return attrsJson;

@@ -92,28 +92,3 @@ test('clear() drops the rows not yet committed', async () => {
   conn.closeSync();
   db.closeSync();
 });
-
-test("a 'runs' column stores runs of one value, NULLs and inline strings between them, across chunks", async () => {
-  const db = await DuckDBInstance.create(':memory:');
-  const conn = await db.connect();
-  await conn.run('CREATE TABLE t (i BIGINT, j JSON, s VARCHAR)');
-  const jsonAt = (i: number) => (i % 97 === 0 ? undefined : i % 50 < 3 ? '{}' : `{"image":"ghcr.io/example/app-${Math.floor(i / 300)}:latest","run":"é"}`);
-  const textAt = (i: number) => (i % 11 === 0 ? `tiny${i % 2}` : `a value long enough for the arena ${Math.floor(i / 7)}`);
-  const rows = 3 * 2048 + 77;
-  const a = new ChunkAppender([{ type: 'BIGINT' }, { type: 'JSON', repeats: 'runs' }, { type: 'VARCHAR', repeats: 'runs' }]).attach(await conn.createAppender('t'));
-  for (let i = 0; i < rows; i++) {
-    a.int64(0, BigInt(i));
-    a.optionalText(1, jsonAt(i));
-    a.text(2, textAt(i));
-    a.endRow();
-  }
-  a.close();
-  const got = (await conn.runAndReadAll('SELECT i, j::VARCHAR, s FROM t ORDER BY i')).getRows();
-  assert.equal(got.length, rows);
-  for (const [i, j, s] of got) {
-    assert.equal(j, jsonAt(Number(i)) ?? null, `j of row ${i}`);
-    assert.equal(s, textAt(Number(i)), `s of row ${i}`);
-  }
-  conn.closeSync();
-  db.closeSync();
-});
