@@ -509,7 +509,7 @@ class Follower {
     owner.sending(n);
     owner.acc!.emitTracked(events, track);
     // After the emit: a full window asks the outputs to write what they hold, and these lines must be in it.
-    this.owner.sent();
+    owner.sent();
   }
 
   private delivered(entry: { done: boolean }): void {
