@@ -52,7 +52,10 @@ export async function assertReadOnly(conn: DuckDBConnection, sql: string): Promi
     type = prepared.statementType;
     prepared.destroySync();
   } catch (err) {
-    throw new QueryError(duckdbMessage(err));
+    const message = duckdbMessage(err);
+    // A write to a view (opshub_logs, logs, …) fails to bind before its type is known.
+    if (/^Binder Error: Can only \w+(?: \w+)? base table|^Catalog Error: \S+ is not an? table/.test(message)) throw new QueryError(`only read statements are allowed (${message})`);
+    throw new QueryError(message);
   }
   if (!READING.has(type)) {
     throw new QueryError(

@@ -30,7 +30,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { DAY_TABLES, type DayTable } from './schema.ts';
+import { DAY_TABLES, STORED_IN, type DayTable } from './schema.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -167,7 +167,7 @@ async function archiveDay(conn: DuckDBConnection, layout: ArchiveLayout, table: 
   }
   await conn.run('BEGIN TRANSACTION');
   try {
-    await conn.run(`DELETE FROM ${table} WHERE ${range}`);
+    await conn.run(`DELETE FROM ${STORED_IN[table]} WHERE ${range}`);
     await conn.run(`DELETE FROM _opshub_archive WHERE table_name = $1 AND day = CAST($2 AS DATE)`, [table, day]);
     await conn.run(`INSERT INTO _opshub_archive VALUES ($1, CAST($2 AS DATE), $3, $4, $5, $6, now()::TIMESTAMP)`, [table, day, final, tmp, rows, codec]);
     await conn.run('COMMIT');
@@ -201,7 +201,7 @@ export async function runRetention(conn: DuckDBConnection, layout: ArchiveLayout
 
   for (const table of DAY_TABLES) {
     // Rows already past purge_days are not worth archiving.
-    const dropped = await conn.runAndReadAll(`DELETE FROM ${table} WHERE "timestamp" < CAST(${sqlString(purgeBefore)} AS TIMESTAMP) RETURNING 1`);
+    const dropped = await conn.runAndReadAll(`DELETE FROM ${STORED_IN[table]} WHERE "timestamp" < CAST(${sqlString(purgeBefore)} AS TIMESTAMP) RETURNING 1`);
     report.dropped_rows += dropped.currentRowCount;
     const days = await conn.runAndReadAll(
       `SELECT DISTINCT CAST(CAST("timestamp" AS DATE) AS VARCHAR) AS day FROM ${table} WHERE "timestamp" < CAST(${sqlString(archiveBefore)} AS TIMESTAMP) ORDER BY day`,

@@ -3,21 +3,34 @@
 // OpsHub's column names. No primary keys or indexes: the tables are
 // append-heavy, and indexes make WAL replay after a crash fragile.
 //
-// Promoted attributes: `category` and `container_id` (an attribute or label)
-// are columns of opshub_logs and are left out of its attributes JSON; per
-// container constants repeated in every row's JSON would double what DuckDB
-// has to validate, write and compress per row.
+// Log lines and their streams: a line's per-container strings (source,
+// container name, id and image, and its labels) are the same line after
+// line, yet DuckDB pays for each copy (string statistics, UTF-8 checks,
+// dictionary analysis, copies), so a line names its stream by number
+// (opshub_log_lines.stream_id) and each distinct set is stored once
+// (opshub_log_streams), as Loki keeps a stream's labels once. opshub_logs is
+// the view that joins them: the columns users query. `category` and the
+// stream's attributes (`container_id`, `image`) are columns, so they are left
+// out of a line's attributes JSON.
 //
 // Timestamps: `timestamp` is a TIMESTAMP (µs, UTC) so that everyday SQL such
 // as `timestamp > now() - INTERVAL 1 HOUR` works; `timestamp_ns` is the
 // event's exact time in nanoseconds since the epoch (BIGINT) — full precision,
 // and the tie-breaker for ordering lines that share a microsecond.
 
-export const SCHEMA_VERSION = '1';
+/** 2: log lines name their stream (opshub_log_lines + opshub_log_streams, opshub_logs a view); 1 kept them in one table. */
+export const SCHEMA_VERSION = '2';
 
-/** Tables whose rows are archived to Parquet by day. */
+/** Tables whose rows are archived to Parquet by day (read through these names, whole rows). */
 export const DAY_TABLES = ['opshub_logs', 'opshub_metrics', 'opshub_activity'] as const;
 export type DayTable = (typeof DAY_TABLES)[number];
+
+/** The base table that holds a day table's rows (to delete them from). */
+export const STORED_IN: Record<DayTable, string> = { opshub_logs: 'opshub_log_lines', opshub_metrics: 'opshub_metrics', opshub_activity: 'opshub_activity' };
+
+/** opshub_logs: each line with its stream's columns, in the order schema 1's table had (image, promoted later, last). */
+export const LOGS_VIEW = `SELECT l."timestamp", l.timestamp_ns, s.source, s.container_name, s.container_id, l.level, l.category, l.message, s.labels, l.attributes, s.image
+       FROM opshub_log_lines l JOIN opshub_log_streams s ON s.stream_id = l.stream_id`;
 
 /** The storage version of new files: the oldest with ZSTD-compressed text (DuckDB 1.2). */
 export const STORAGE_VERSION = 'v1.2.0';
@@ -42,16 +55,22 @@ export function holdsZstd(version: string): boolean {
 export function tablesDdl(zstd: boolean): string[] {
   const long = (type: string) => (zstd ? `${type} USING COMPRESSION zstd` : type);
   return [
-    `CREATE TABLE IF NOT EXISTS opshub_logs (
-      "timestamp" TIMESTAMP NOT NULL,
-      timestamp_ns BIGINT NOT NULL,
+    `CREATE TABLE IF NOT EXISTS opshub_log_streams (
+      stream_id BIGINT NOT NULL,
       source VARCHAR,
       container_name VARCHAR,
       container_id VARCHAR,
+      image VARCHAR,
+      labels JSON,
+      first_seen TIMESTAMP
+    )`,
+    `CREATE TABLE IF NOT EXISTS opshub_log_lines (
+      "timestamp" TIMESTAMP NOT NULL,
+      timestamp_ns BIGINT NOT NULL,
+      stream_id BIGINT NOT NULL,
       level VARCHAR,
       category VARCHAR,
       message ${long('VARCHAR')},
-      labels JSON,
       attributes JSON
     )`,
     `CREATE TABLE IF NOT EXISTS opshub_metrics (
@@ -130,10 +149,11 @@ export const TABLES_DDL = tablesDdl(false);
 
 /** Views named after OpsHub's tables, and the views for the common questions. */
 export const VIEWS: Array<[name: string, sql: string]> = [
+  ['opshub_logs', LOGS_VIEW],
   [
     'logs',
     `SELECT "timestamp", container_name, container_id, level, message,
-            COALESCE(attributes->>'raw_log', message) AS raw_log, source, category, attributes, labels, timestamp_ns
+            COALESCE(attributes->>'raw_log', message) AS raw_log, source, category, attributes, labels, timestamp_ns, image
        FROM opshub_logs`,
   ],
   [

@@ -14,6 +14,8 @@ import type { Checkpoint, WriteContext } from '../../../core/plugin.ts';
 import { PermanentError, RetryableError } from '../../../core/plugin.ts';
 import { duckdbMessage, runReadQuery, type QueryOptions, type QueryResult } from './query.ts';
 import { holdsZstd, SCHEMA_VERSION, STORAGE_VERSION, tablesDdl, VIEWS } from './schema.ts';
+import { migrateToStreams } from './migrate.ts';
+import { containerIdOf, containerNameOf, sameLabels, Streams } from './streams.ts';
 
 export interface StoreOptions {
   file: string;
@@ -64,20 +66,6 @@ class Orders {
 /** Superseded position rows are dropped at every CHECKPOINT, and after this many saves when checkpoints are off. */
 const COMPACT_POSITIONS_EVERY = 10_000;
 
-/** Shallow equality of two label sets (inputs often build a fresh but equal object per line). */
-function sameLabels(a: Record<string, string>, b: Record<string, string> | undefined): boolean {
-  if (!b) return false;
-  let n = 0;
-  for (const k in a) {
-    const v = a[k];
-    // An undefined value is not a missing key: the count below would take {b: undefined} for {a: '1'}.
-    if (v !== b[k] || (v === undefined && !Object.hasOwn(b, k))) return false;
-    n++;
-  }
-  for (const _ in b) n--;
-  return n === 0;
-}
-
 function isEmpty(obj: Record<string, unknown>): boolean {
   for (const _ in obj) return false;
   return true;
@@ -125,8 +113,8 @@ export function toJson(value: unknown): string {
   }
 }
 
-/** Attributes kept in columns of opshub_logs, so left out of its attributes JSON. */
-const PROMOTED = new Set(['category', 'container_id']);
+/** Attributes kept in columns of opshub_logs (when strings), so left out of its attributes JSON. */
+const PROMOTED = new Set(['category', 'container_id', 'image']);
 
 /**
  * What attributesJson knows of a key: its JSON text (`"key":`), or that it
@@ -135,6 +123,7 @@ const PROMOTED = new Set(['category', 'container_id']);
  */
 export interface AttributeKey {
   prefix: string;
+  /** Left out when a string (its column holds it). */
   promoted: boolean;
   last?: string;
   lastJson: string;
@@ -156,8 +145,8 @@ export function attributesJson(attrs: Record<string, unknown>, keys: Map<string,
       key = { prefix: `${JSON.stringify(k)}:`, promoted: PROMOTED.has(k), lastJson: '' };
       if (keys.size < MAX_KEYS) keys.set(k, key);
     }
-    if (key.promoted) continue;
     const v = attrs[k];
+    if (key.promoted && typeof v === 'string') continue;
     let text: string;
     if (typeof v === 'string') {
       if (v !== key.last) {
@@ -178,13 +167,10 @@ export function attributesJson(attrs: Record<string, unknown>, keys: Map<string,
 const LOG_COLUMNS: ColumnSpec[] = [
   { type: 'TIMESTAMP' },
   { type: 'BIGINT' },
-  { type: 'VARCHAR', repeats: true }, // source
-  { type: 'VARCHAR', repeats: true }, // container_name
-  { type: 'VARCHAR', repeats: true }, // container_id
+  { type: 'BIGINT' }, // stream_id
   { type: 'VARCHAR' }, // level
   { type: 'VARCHAR', repeats: true }, // category
   { type: 'VARCHAR' }, // message
-  { type: 'JSON', repeats: true }, // labels
   { type: 'JSON' }, // attributes
 ];
 const ACTIVITY_COLUMNS: ColumnSpec[] = [
@@ -244,6 +230,9 @@ export class Store {
   /** Where in time the log lines changed, by version (see changes.ts). */
   readonly logChanges = new ChangeLog();
   private labelsJson = new LabelsJson(8);
+  /** Log streams by id (loaded when the store opens and after a rollback). */
+  private streams = new Streams((labels) => this.labelsJson.of(labels));
+  private streamsStale = true;
   /** Attribute keys seen so far, to build attribute JSON without re-escaping keys (or repeated values). */
   private keys = new Map<string, AttributeKey>();
   /** settle() committed the open transaction, and the runtime has not been told. */
@@ -302,6 +291,7 @@ export class Store {
     const conn = await this.instance.connect();
     try {
       for (const ddl of tablesDdl(await hasZstd(conn))) await conn.run(ddl);
+      await migrateToStreams(conn);
       await compactPositions(conn);
       await conn.run(`DELETE FROM _opshub_meta WHERE "key" = 'schema_version'`);
       await conn.run(`INSERT INTO _opshub_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
@@ -322,6 +312,7 @@ export class Store {
     }
     this.writer = conn;
     this.committedStale = true;
+    this.streamsStale = true;
     this.logChanges.everything();
   }
 
@@ -386,6 +377,10 @@ export class Store {
     if (!this.txn) {
       try {
         if (this.committedStale) await this.loadCommitted(conn);
+        if (this.streamsStale) {
+          await this.streams.load(conn);
+          this.streamsStale = false;
+        }
         await conn.run('BEGIN TRANSACTION');
       } catch (err) {
         // As a failed append: a fatal error here (the database invalidated) must reopen it too.
@@ -424,7 +419,7 @@ export class Store {
         }
         const e = events[i]!;
         if (e.kind === 'log') {
-          logs ??= this.writers.logs.attach(await conn.createAppender('opshub_logs'));
+          logs ??= this.writers.logs.attach(await conn.createAppender('opshub_log_lines'));
           const attrsJson = this.appendLog(logs, e);
           stats.logs++;
           if (oldest === undefined || e.timestamp < oldest) oldest = e.timestamp;
@@ -442,6 +437,7 @@ export class Store {
       logs?.close();
       metrics?.close();
       activity?.close();
+      await this.streams.insertFresh(conn);
       const moved = ctx.checkpoints.filter((cp) => {
         const done = this.doneOrder(cp);
         return done === undefined || cp.order > done;
@@ -523,8 +519,9 @@ export class Store {
     await this.writer?.run('ROLLBACK').catch(() => undefined);
     // Readers may have been told nothing yet, but the rows' range is marked changed either way (cheap, and safe).
     if (txn) for (const c of txn.changes) this.recordChanges(c.events, c.oldest, c.newest);
-    // The commit may or may not have happened: read the positions again before the next write.
+    // The commit may or may not have happened: read the positions (and the streams) again before the next write.
     this.committedStale = true;
+    this.streamsStale = true;
     if (/invalidated|FATAL/i.test(duckdbMessage(err))) await this.reopen();
     return classify(err);
   }
@@ -592,19 +589,14 @@ export class Store {
     const ts = e.timestamp;
     a.int64(0, ts / 1000n);
     a.int64(1, ts);
-    a.text(2, e.source);
-    const labels = e.labels;
+    a.int64(2, this.streams.idOf(e));
     const attrs = e.attributes;
-    a.optionalText(3, labels.container_name ?? labels.container);
-    const containerId = labels.container_id ?? attrs.container_id;
-    a.optionalText(4, typeof containerId === 'string' ? containerId : undefined);
-    a.text(5, e.level);
+    a.text(3, e.level);
     const category = attrs.category;
-    a.optionalText(6, typeof category === 'string' ? category : undefined);
-    a.text(7, e.message);
-    a.text(8, this.labelsJson.of(labels));
+    a.optionalText(4, typeof category === 'string' ? category : undefined);
+    a.text(5, e.message);
     const attrsJson = attributesJson(attrs, this.keys);
-    a.text(9, attrsJson);
+    a.text(6, attrsJson);
     a.endRow();
     return attrsJson;
   }

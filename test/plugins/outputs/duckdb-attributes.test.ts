@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import { attributesJson, LabelsJson, type AttributeKey } from '../../../plugins/outputs/duckdb/store.ts';
 
-test('attribute JSON equals JSON.stringify of the attributes without the promoted keys, line after line', () => {
+test('attribute JSON equals JSON.stringify of the attributes without the promoted keys (string values), line after line', () => {
   const keys = new Map<string, AttributeKey>();
   const lines: Array<Record<string, unknown>> = [
     { container_id: 'abc', image: 'ghcr.io/open-webui/open-webui:main', category: 'auth', username: 'alice' },
@@ -12,11 +12,13 @@ test('attribute JSON equals JSON.stringify of the attributes without the promote
     { username: 'alice', image: 'ghcr.io/open-webui/open-webui:main' },
     {},
     { category: 'auth' },
+    // Promoted only as strings (their columns are text): other values stay.
+    { image: 42, container_id: { id: 'x' }, username: 'carol' },
   ];
   for (const attrs of lines) {
     const expected: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(attrs)) {
-      if (k === 'category' || k === 'container_id' || v === undefined) continue;
+      if (((k === 'category' || k === 'container_id' || k === 'image') && typeof v === 'string') || v === undefined) continue;
       expected[k] = typeof v === 'bigint' ? Number(v) : typeof v === 'number' && !Number.isFinite(v) ? null : v;
     }
     const json = attributesJson(attrs, keys);

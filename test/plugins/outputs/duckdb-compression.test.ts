@@ -30,7 +30,7 @@ async function writeLines(dataDir: string): Promise<void> {
 const storageVersion = (file: string) =>
   queryFile(file, `SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()`).then((r) => r[0]![0]);
 const messageCompression = (file: string) =>
-  queryFile(file, `SELECT DISTINCT compression FROM pragma_storage_info('opshub_logs') WHERE column_name = 'message' AND segment_type = 'VARCHAR'`).then((r) => r.map((row) => row[0]));
+  queryFile(file, `SELECT DISTINCT compression FROM pragma_storage_info('opshub_log_lines') WHERE column_name = 'message' AND segment_type = 'VARCHAR'`).then((r) => r.map((row) => row[0]));
 const storedMessages = (file: string) => queryFile(file, 'SELECT message FROM opshub_logs ORDER BY timestamp_ns').then((r) => r.map((row) => row[0]));
 
 test('a new store file holds log messages ZSTD-compressed, readable by DuckDB 1.2 and later', async () => {

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { TABLES_DDL } from '../../../plugins/outputs/duckdb/schema.ts';
+import { LOGS_VIEW, TABLES_DDL } from '../../../plugins/outputs/duckdb/schema.ts';
 import { MatchCounts, SearchCounts, type Counted } from '../../../plugins/outputs/opshub_api/match_counts.ts';
 import { searchLogs, type SearchOptions } from '../../../plugins/outputs/opshub_api/queries.ts';
 import { ChangeLog } from '../../../plugins/outputs/duckdb/changes.ts';
@@ -23,10 +23,13 @@ async function store(): Promise<DuckDBConnection> {
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   for (const ddl of TABLES_DDL) await conn.run(ddl);
+  await conn.run(`CREATE VIEW opshub_logs AS ${LOGS_VIEW}`);
+  // Containers c0, c1, c2 are streams 1, 2, 3.
+  await conn.run(`INSERT INTO opshub_log_streams SELECT k + 1, 'c' || k, 'c' || k, NULL, NULL, '{}', NULL FROM range(3) r(k)`);
   // A line every 7 s over 30 hours; every third an error, every fifth of them a TimeOut.
-  await conn.run(`INSERT INTO opshub_logs
-    SELECT make_timestamp(t // 1000), t, 'c' || (i % 3), 'c' || (i % 3), NULL, CASE WHEN i % 3 = 0 THEN 'error' ELSE 'info' END, NULL,
-           CASE WHEN i % 15 = 0 THEN 'db TimeOut after ' || i || ' ms' ELSE 'request ' || i || ' 100% done' END, '{}', '{}'
+  await conn.run(`INSERT INTO opshub_log_lines
+    SELECT make_timestamp(t // 1000), t, i % 3 + 1, CASE WHEN i % 3 = 0 THEN 'error' ELSE 'info' END, NULL,
+           CASE WHEN i % 15 = 0 THEN 'db TimeOut after ' || i || ' ms' ELSE 'request ' || i || ' 100% done' END, '{}'
       FROM (SELECT i, ${ns(NOW - 30 * HOUR)} + i * 7000000000 AS t FROM range(${Math.floor((30 * HOUR) / 7000)}) r(i))`);
   return conn;
 }
@@ -79,16 +82,16 @@ test(`kept counts give the same count and results as reading every line, across 
 
   // Late TimeOut errors in two hours counted long ago, and a deleted one in another.
   for (const late of [ns(NOW - 10 * HOUR) + 1n, ns(NOW - 15 * HOUR) + 1n]) {
-    await conn.run(`INSERT INTO opshub_logs VALUES (make_timestamp(${late / 1000n}), ${late}, 'c0', 'c0', NULL, 'error', NULL, 'late TimeOut after 1 ms', '{}', '{}')`);
+    await conn.run(`INSERT INTO opshub_log_lines VALUES (make_timestamp(${late / 1000n}), ${late}, 1, 'error', NULL, 'late TimeOut after 1 ms', '{}')`);
     changed(late);
   }
-  const gone = await conn.runAndReadAll(`DELETE FROM opshub_logs WHERE rowid = (SELECT min(rowid) FROM opshub_logs WHERE message ILIKE '%timeout%' AND timestamp_ns > ${ns(NOW - 20 * HOUR)}) RETURNING timestamp_ns`);
+  const gone = await conn.runAndReadAll(`DELETE FROM opshub_log_lines WHERE rowid = (SELECT min(rowid) FROM opshub_log_lines WHERE message ILIKE '%timeout%' AND timestamp_ns > ${ns(NOW - 20 * HOUR)}) RETURNING timestamp_ns`);
   changed(gone.getRows()[0]![0] as bigint);
   await round(NOW, 'after a late line and a delete');
 
   // The window slides past an hour boundary while new lines arrive.
-  await conn.run(`INSERT INTO opshub_logs
-    SELECT make_timestamp(t // 1000), t, 'c0', 'c0', NULL, 'error', NULL, 'fresh timeout ' || i, '{}', '{}'
+  await conn.run(`INSERT INTO opshub_log_lines
+    SELECT make_timestamp(t // 1000), t, 1, 'error', NULL, 'fresh timeout ' || i, '{}'
       FROM (SELECT i, ${ns(NOW)} + i * 1000000000 AS t FROM range(3600) r(i))`);
   changed(ns(NOW), ns(NOW) + 3599n * 1_000_000_000n);
   await round(NOW + HOUR, 'an hour later');
@@ -111,14 +114,14 @@ test('told what changed, a search trusts the untouched kept counts without readi
   const o: SearchOptions = { query: 'timeout', regex: false, level: 'error', limit: 5, fromMs: NOW - 24 * HOUR, toMs: NOW };
   const first = await searchLogs(conn, o, counts, NOW, changes);
   const late = ns(NOW - 10 * HOUR) + 1n;
-  await conn.run(`INSERT INTO opshub_logs VALUES (make_timestamp(${late / 1000n}), ${late}, 'c0', 'c0', NULL, 'error', NULL, 'late timeout', '{}', '{}')`);
+  await conn.run(`INSERT INTO opshub_log_lines VALUES (make_timestamp(${late / 1000n}), ${late}, 1, 'error', NULL, 'late timeout', '{}')`);
   // Not told: the kept count of that hour stands (no line was read to check it).
   assert.equal((await searchLogs(conn, o, counts, NOW, changes)).count, first.count);
   changes.record(late, late);
   assert.equal((await searchLogs(conn, o, counts, NOW, changes)).count, first.count + 1);
   // More changes than the log keeps: the search checks by fingerprint and finds a line it was not told of.
   const later = ns(NOW - 5 * HOUR) + 1n;
-  await conn.run(`INSERT INTO opshub_logs VALUES (make_timestamp(${later / 1000n}), ${later}, 'c0', 'c0', NULL, 'error', NULL, 'another timeout', '{}', '{}')`);
+  await conn.run(`INSERT INTO opshub_log_lines VALUES (make_timestamp(${later / 1000n}), ${later}, 1, 'error', NULL, 'another timeout', '{}')`);
   for (let i = 0; i < 20; i++) changes.record(ns(NOW) + BigInt(i), ns(NOW) + BigInt(i));
   assert.equal((await searchLogs(conn, o, counts, NOW, changes)).count, first.count + 2);
   conn.closeSync();
