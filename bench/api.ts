@@ -53,9 +53,13 @@ async function generate(): Promise<number> {
   for (const ddl of tablesDdl(zstd)) await c.run(ddl);
   const spanUs = DAYS * 86_400_000_000;
   const startUs = Date.now() * 1000 - spanUs;
+  const names = ['open-webui', 'ollama', 'nginx', 'postgres', 'keycloak', 'redis', 'api', 'worker'];
+  // Container i % 8 is stream i % 8 + 1.
+  await c.run(`INSERT INTO opshub_log_streams
+    SELECT k + 1, ${JSON.stringify(names).replaceAll('"', "'")}[k + 1] AS name, name, 'c' || k, NULL, '{"container":"' || name || '","stream":"stdout"}', NULL FROM range(8) r(k)`);
   // Time-ordered, as ingestion writes them (so row groups cover narrow time ranges).
-  await c.run(`INSERT INTO opshub_logs
-    SELECT make_timestamp(ts), ts * 1000, name, name, 'c' || (i % 8), lvl,
+  await c.run(`INSERT INTO opshub_log_lines
+    SELECT make_timestamp(ts), ts * 1000, i % 8 + 1, lvl,
       CASE WHEN lvl IN ('error', 'critical') THEN 'database' WHEN lvl = 'warning' THEN 'performance' ELSE 'api_request' END,
       CASE lvl
         WHEN 'error' THEN CASE WHEN i % 3 = 0 THEN 'ERROR database connection timeout after ' || (i % 5000) || 'ms (request ' || i || ')'
@@ -65,11 +69,9 @@ async function generate(): Promise<number> {
         WHEN 'success' THEN 'model llama3.1:8b loaded successfully in ' || (i % 90) || 's'
         ELSE 'INFO 172.18.0.' || (i % 250) || ' - "POST /api/chat/completions HTTP/1.1" 200 user=u' || (i % 50) || ' ' || (i % 3000) || 'ms'
       END,
-      '{"container":"' || name || '","stream":"stdout"}',
       CASE WHEN lvl = 'info' THEN '{"username":"u' || (i % 50) || '","model":"' || ['llama3.1:8b', 'qwen2.5:7b', 'mistral:7b'][1 + i % 3] || '","duration_ms":' || (i % 3000) || '}' ELSE '{}' END
     FROM (
       SELECT i, ${startUs} + (i * ${spanUs} // ${LINES}) AS ts,
-        ['open-webui', 'ollama', 'nginx', 'postgres', 'keycloak', 'redis', 'api', 'worker'][1 + i % 8] AS name,
         CASE WHEN hash(i) % 100 < 85 THEN 'info' WHEN hash(i) % 100 < 93 THEN 'warning' WHEN hash(i) % 100 < 98 THEN 'error'
              WHEN hash(i) % 100 < 99 THEN 'critical' ELSE 'success' END AS lvl
       FROM range(${LINES}) r(i)

@@ -10,7 +10,7 @@
 import os from 'node:os';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { ChangeLog } from '../plugins/outputs/duckdb/changes.ts';
-import { TABLES_DDL } from '../plugins/outputs/duckdb/schema.ts';
+import { LOGS_VIEW, TABLES_DDL } from '../plugins/outputs/duckdb/schema.ts';
 import { MatchCounts } from '../plugins/outputs/opshub_api/match_counts.ts';
 import { searchLogs } from '../plugins/outputs/opshub_api/queries.ts';
 
@@ -22,12 +22,14 @@ const db = await DuckDBInstance.create(':memory:', { threads: '1' });
 const writer = await db.connect();
 const reader = await db.connect();
 for (const ddl of TABLES_DDL) await writer.run(ddl);
+await writer.run(`CREATE VIEW opshub_logs AS ${LOGS_VIEW}`);
+await writer.run(`INSERT INTO opshub_log_streams VALUES (1, 'api', 'api', NULL, NULL, '{}', NULL)`);
 const nowNs = BigInt(Date.now()) * 1_000_000n;
 const lines = LINES_PER_S * HISTORY_S;
 const spanNs = BigInt(HISTORY_S) * 1_000_000_000n;
-await writer.run(`INSERT INTO opshub_logs
-  SELECT make_timestamp(t // 1000), t, 'api', 'api', NULL, CASE WHEN i % 20 = 0 THEN 'error' ELSE 'info' END, NULL,
-         CASE WHEN i % 60 = 0 THEN 'db timeout after ' || (i % 5000) || ' ms' ELSE 'request ' || i || ' done' END, '{}', '{}'
+await writer.run(`INSERT INTO opshub_log_lines
+  SELECT make_timestamp(t // 1000), t, 1, CASE WHEN i % 20 = 0 THEN 'error' ELSE 'info' END, NULL,
+         CASE WHEN i % 60 = 0 THEN 'db timeout after ' || (i % 5000) || ' ms' ELSE 'request ' || i || ' done' END, '{}'
     FROM (SELECT i, ${nowNs - spanNs} + i * (${spanNs} // ${lines}) AS t FROM range(${lines}) r(i))`);
 await writer.run('CHECKPOINT');
 const changes = new ChangeLog();
