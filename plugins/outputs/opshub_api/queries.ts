@@ -179,6 +179,13 @@ function gapsBetween(spans: Counted[], fromNs: bigint, toNs: bigint): Array<[big
   return gaps;
 }
 
+/**
+ * Where counts read lines: opshub_logs joins every line with its stream (a
+ * hash-join probe a row), which only a container filter needs; the lines
+ * table alone has the time, level and message.
+ */
+const countedIn = (o?: SearchOptions) => (o?.container ? 'opshub_logs' : 'opshub_log_lines');
+
 /** Only the time range: the lines a kept span's fingerprint covers, whatever a search's level and container. */
 const inRange = (ps: Params, fromNs: bigint, toNs: bigint) => `timestamp_ns >= ${ps.p(fromNs)} AND timestamp_ns < ${ps.p(toNs)}`;
 
@@ -202,9 +209,9 @@ async function checkAndCount(
   const ps = new Params();
   const matches = `count(*) FILTER (WHERE hit) AS matches`;
   const parts = [
-    ...runs.map((run, i) => `SELECT 'run' AS part, ${i} AS k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, 0 AS matches FROM opshub_logs WHERE ${inRange(ps, run[0]!.from, run.at(-1)!.to)}`),
+    ...runs.map((run, i) => `SELECT 'run' AS part, ${i} AS k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, 0 AS matches FROM ${countedIn()} WHERE ${inRange(ps, run[0]!.from, run.at(-1)!.to)}`),
     ...gaps.flatMap((g, j) => {
-      const selected = `SELECT timestamp_ns, ${textMatch(o, ps)} AS hit FROM opshub_logs WHERE ${selectWhere(o, ps, g.from, g.to)}`;
+      const selected = `SELECT timestamp_ns, ${textMatch(o, ps)} AS hit FROM ${countedIn(o)} WHERE ${selectWhere(o, ps, g.from, g.to)}`;
       if (g.keepFrom === undefined) return [`SELECT 'gap' AS part, ${j} AS k, 0 AS lines, 0 AS ts_sum, ${matches} FROM (${selected})`];
       // The key of the span a line is kept in (see keepable): the second it starts, per hour before `minutes`, per minute before `recent`, per second after; -1 before any.
       const key = () => {
@@ -216,7 +223,7 @@ async function checkAndCount(
       };
       // Built only when used: each part binds its own parameters.
       const spans = () => `SELECT 'span' AS part, k, count(*) AS lines, sum(timestamp_ns) AS ts_sum, 0 AS matches
-           FROM (SELECT timestamp_ns, ${key()} AS k FROM opshub_logs WHERE ${inRange(ps, g.from, g.to)}) WHERE k <> -1 GROUP BY k`;
+           FROM (SELECT timestamp_ns, ${key()} AS k FROM ${countedIn()} WHERE ${inRange(ps, g.from, g.to)}) WHERE k <> -1 GROUP BY k`;
       return [
         ...(fingerprints ? [spans()] : []),
         `SELECT CASE WHEN k = -1 THEN 'gap' ELSE 'bucket' END AS part, CASE WHEN k = -1 THEN ${j} ELSE k END AS k, 0 AS lines, 0 AS ts_sum, ${matches}
@@ -245,7 +252,7 @@ async function changedSpans(conn: DuckDBConnection, run: Counted[]): Promise<Cou
   const found = await rows(
     conn,
     `SELECT s.i, count(*) AS lines, sum(l.timestamp_ns) AS ts_sum
-       FROM opshub_logs l JOIN (VALUES ${spans}) s(f, t, i) ON l.timestamp_ns >= s.f AND l.timestamp_ns < s.t
+       FROM ${countedIn()} l JOIN (VALUES ${spans}) s(f, t, i) ON l.timestamp_ns >= s.f AND l.timestamp_ns < s.t
       WHERE ${inRange(ps, run[0]!.from, run.at(-1)!.to)} GROUP BY s.i`,
     ps,
   );
