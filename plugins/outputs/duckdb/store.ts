@@ -63,6 +63,13 @@ class Orders {
     for (const [input, keys] of this.byInput) for (const [key, order] of keys) yield [input, key, order];
   }
 }
+/**
+ * Files a Store of this process writes. Two writers of one file would hand
+ * out the same stream ids for different streams (each counts from what it
+ * loaded), and run checkpoints and retention twice: refused.
+ */
+const writing = new Set<string>();
+
 /** Superseded position rows are dropped at every CHECKPOINT, and after this many saves when checkpoints are off. */
 const COMPACT_POSITIONS_EVERY = 10_000;
 
@@ -279,6 +286,8 @@ export class Store {
 
   async open(): Promise<void> {
     if (this.writer) return;
+    const file = path.resolve(this.opts.file);
+    if (writing.has(file)) throw new Error(`${file} is already written by another outputs.duckdb of this agent; give each its own path`);
     mkdirSync(path.dirname(this.opts.file), { recursive: true });
     const options: Record<string, string> = {};
     if (this.opts.memoryLimit) options.memory_limit = this.opts.memoryLimit;
@@ -311,6 +320,7 @@ export class Store {
       throw err;
     }
     this.writer = conn;
+    writing.add(file);
     this.committedStale = true;
     this.streamsStale = true;
     this.logChanges.everything();
@@ -667,6 +677,7 @@ export class Store {
     }
     for (const insert of this.positionInserts.values()) insert.destroySync();
     this.positionInserts.clear();
+    if (this.writer) writing.delete(path.resolve(this.opts.file));
     this.writer?.closeSync();
     this.writer = undefined;
     this.instance?.closeSync();

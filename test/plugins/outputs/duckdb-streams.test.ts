@@ -125,3 +125,20 @@ test('a schema 1 file (opshub_logs a table) is migrated at start: the same rows 
     tmp.cleanup();
   }
 });
+
+test('a second outputs.duckdb on a file already written in this agent is refused (each would number streams on its own); free again once the first stops', async () => {
+  const tmp = tempDir();
+  try {
+    const first = makeDuckdb(tmp.dir);
+    await first.start!();
+    const second = makeDuckdb(tmp.dir);
+    await assert.rejects(second.start!(), /already written by another outputs\.duckdb of this agent; give each its own path/);
+    await second.stop!();
+    await first.stop!();
+    const third = makeDuckdb(tmp.dir);
+    await third.start!();
+    await third.stop!();
+  } finally {
+    tmp.cleanup();
+  }
+});
