@@ -10,8 +10,8 @@
 // (opshub_log_lines.stream_id) and each distinct set is stored once
 // (opshub_log_streams), as Loki keeps a stream's labels once. opshub_logs is
 // the view that joins them: the columns users query. `category` and the
-// stream's attributes (`container_id`, `image`) are columns, so they are left
-// out of a line's attributes JSON.
+// stream's attributes (`container_id`, `image`) are columns, so a line's
+// attributes JSON leaves them out (when they are strings).
 //
 // Timestamps: `timestamp` is a TIMESTAMP (µs, UTC) so that everyday SQL such
 // as `timestamp > now() - INTERVAL 1 HOUR` works; `timestamp_ns` is the
