@@ -15,7 +15,7 @@ import { PermanentError, RetryableError } from '../../../core/plugin.ts';
 import { duckdbMessage, runReadQuery, type QueryOptions, type QueryResult } from './query.ts';
 import { holdsZstd, SCHEMA_VERSION, STORAGE_VERSION, tablesDdl, VIEWS } from './schema.ts';
 import { migrateToStreams } from './migrate.ts';
-import { containerIdOf, containerNameOf, sameLabels, Streams } from './streams.ts';
+import { containerNameOf, sameLabels, Streams } from './streams.ts';
 
 export interface StoreOptions {
   file: string;
@@ -726,7 +726,7 @@ function appendActivity(a: ChunkAppender, e: LogEvent, attrsJson: string): void 
   a.optionalText(8, str(at.ip_address));
   a.optionalText(9, str(at.user_agent));
   a.text(10, e.source);
-  a.optionalText(11, e.labels.container_name ?? e.labels.container);
+  a.optionalText(11, containerNameOf(e));
   a.text(12, e.level);
   a.text(13, e.message);
   a.text(14, attrsJson);

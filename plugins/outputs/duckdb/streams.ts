@@ -39,9 +39,9 @@ const textOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : 
 /** A line's container name: the `container_name` label, else `container` (docker_logs' label). */
 export const containerNameOf = (e: LogEvent): string | undefined => textOf(e.labels.container_name ?? e.labels.container);
 /** A line's container id: the label, else the attribute. */
-export const containerIdOf = (e: LogEvent): string | undefined => textOf(e.labels.container_id ?? e.attributes.container_id);
+const containerIdOf = (e: LogEvent): string | undefined => textOf(e.labels.container_id ?? e.attributes.container_id);
 /** A line's image: the attribute (docker_logs sets it), when a string. */
-export const imageOf = (e: LogEvent): string | undefined => textOf(e.attributes.image);
+const imageOf = (e: LogEvent): string | undefined => textOf(e.attributes.image);
 
 export class Streams {
   private readonly byKey = new Map<string, bigint>();
@@ -76,31 +76,33 @@ export class Streams {
 
   /** The stream id of a log line, a new one if its stream is new. */
   idOf(e: LogEvent): bigint {
+    // A plugin written in JS may leave the source out.
+    const source = typeof e.source === 'string' ? e.source : '';
     const labels = e.labels;
     const name = containerNameOf(e);
     const containerId = containerIdOf(e);
     const image = imageOf(e);
     const recent = this.recent;
     let r = recent[this.last];
-    if (r !== undefined && r.source === e.source && r.name === name && r.containerId === containerId && r.image === image && sameLabels(labels, r.labels)) return r.id;
+    if (r !== undefined && r.source === source && r.name === name && r.containerId === containerId && r.image === image && sameLabels(labels, r.labels)) return r.id;
     for (let i = 0; i < recent.length; i++) {
       r = recent[i]!;
-      if (r.source === e.source && r.name === name && r.containerId === containerId && r.image === image && sameLabels(labels, r.labels)) {
+      if (r.source === source && r.name === name && r.containerId === containerId && r.image === image && sameLabels(labels, r.labels)) {
         this.last = i;
         return r.id;
       }
     }
     const text = this.labelsText(labels);
-    const key = keyOf(e.source, name, containerId, image, text);
+    const key = keyOf(source, name, containerId, image, text);
     let id = this.byKey.get(key);
     if (id === undefined) {
       id = this.next++;
       this.byKey.set(key, id);
-      this.fresh.push({ id, source: e.source, container_name: name, container_id: containerId, image, labels: text, firstSeenUs: e.timestamp / 1000n });
+      this.fresh.push({ id, source, container_name: name, container_id: containerId, image, labels: text, firstSeenUs: e.timestamp / 1000n });
     }
     const at = recent.length < RECENT ? recent.length : this.oldest;
     this.oldest = (at + 1) % RECENT;
-    recent[at] = { source: e.source, name, containerId, image, labels: { ...labels }, id };
+    recent[at] = { source, name, containerId, image, labels: { ...labels }, id };
     this.last = at;
     return id;
   }
