@@ -120,6 +120,7 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
     walSize: `${parseSize(config.wal_size)}B`,
     threads: config.threads || defaultThreads(),
     warn: (key, message) => ctx.log.once(key, 'warn', message),
+    info: (message) => ctx.log.info(message),
   });
   const stats = { logs: 0, metrics: 0, activity: 0, skipped: 0, batches: 0 };
   const retained = { archived: 0, compressed: 0, purged: 0 };

@@ -10,12 +10,19 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 /** The image attribute, when a string: what schema 2 keeps in the stream. */
 const IMAGE = `CASE WHEN json_type(attributes, '$.image') = 'VARCHAR' THEN attributes->>'$.image' END`;
 
-/** Migrates a schema 1 file (opshub_logs a table); does nothing otherwise. Run after the tables are created. */
-export async function migrateToStreams(conn: DuckDBConnection): Promise<boolean> {
+/**
+ * Migrates a schema 1 file (opshub_logs a table); does nothing otherwise.
+ * Run after the tables are created. `say` tells what happens: a large file
+ * takes a while (~5 s per million lines on the VM of docs/benchmarks.md).
+ */
+export async function migrateToStreams(conn: DuckDBConnection, say: (message: string) => void): Promise<boolean> {
   const kind = await conn.runAndReadAll(
     `SELECT table_type FROM information_schema.tables WHERE table_name = 'opshub_logs' AND table_schema = current_schema() AND table_catalog = current_database()`,
   );
   if (kind.getRows()[0]?.[0] !== 'BASE TABLE') return false;
+  const started = performance.now();
+  const rows = Number((await conn.runAndReadAll('SELECT count(*) FROM opshub_logs')).getRows()[0]![0]);
+  say(`migrating ${rows} log lines to schema 2 (opshub_logs becomes a view over opshub_log_lines and opshub_log_streams); this happens once`);
   await conn.run('BEGIN TRANSACTION');
   try {
     await conn.run(`CREATE TEMPORARY TABLE _opshub_v1_lines AS SELECT *, ${IMAGE} AS _image FROM opshub_logs`);
@@ -42,5 +49,6 @@ export async function migrateToStreams(conn: DuckDBConnection): Promise<boolean>
     await conn.run('ROLLBACK').catch(() => undefined);
     throw err;
   }
+  say(`migrated ${rows} log lines in ${((performance.now() - started) / 1000).toFixed(1)} s (the old table's space is reused by new rows; the file does not shrink)`);
   return true;
 }

@@ -25,6 +25,8 @@ export interface StoreOptions {
   threads?: number;
   /** Diagnostics (the plugin's logger). */
   warn: (key: string, message: string) => void;
+  /** What the store does that takes a while (a schema migration). */
+  info?: (message: string) => void;
 }
 
 export interface WriteStats {
@@ -300,7 +302,7 @@ export class Store {
     const conn = await this.instance.connect();
     try {
       for (const ddl of tablesDdl(await hasZstd(conn))) await conn.run(ddl);
-      await migrateToStreams(conn);
+      await migrateToStreams(conn, (message) => this.opts.info?.(message));
       await compactPositions(conn);
       await conn.run(`DELETE FROM _opshub_meta WHERE "key" = 'schema_version'`);
       await conn.run(`INSERT INTO _opshub_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);

@@ -10,7 +10,9 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { makeLog, type LogEvent } from '../../../core/events.ts';
 import { PermanentError, type Checkpoint, type WriteContext } from '../../../core/plugin.ts';
 import { tempDir } from '../../helpers.ts';
-import { makeDuckdb, queryFile } from './duckdb-helpers.ts';
+import type { LogRecord } from '../../../core/log.ts';
+import { createDuckdb } from '../../../plugins/outputs/duckdb/index.ts';
+import { DUCKDB_DEFAULTS, makeDuckdb, pluginContext, queryFile } from './duckdb-helpers.ts';
 
 const T = 1_773_212_400_123_456_789n; // 2026-03-11T07:00:00.123456789Z
 
@@ -101,8 +103,11 @@ test('a schema 1 file (opshub_logs a table) is migrated at start: the same rows 
     conn.closeSync();
     db.closeSync();
 
-    const out = makeDuckdb(tmp.dir, { commit_events: 0 });
+    const logs: LogRecord[] = [];
+    const out = createDuckdb({ ...DUCKDB_DEFAULTS, commit_events: 0 }, pluginContext(tmp.dir, logs));
     await out.start!();
+    assert.ok(logs.some((r) => r.level === 'info' && /migrating 4 log lines to schema 2/.test(r.message)), 'the migration is announced');
+    assert.ok(logs.some((r) => r.level === 'info' && /migrated 4 log lines in [\d.]+ s/.test(r.message)));
     const more = [line('webui', 'stdout', 'GET /b 200', T + 4n)];
     await out.write(more, ctx(more));
     await out.stop!();
