@@ -34,6 +34,14 @@ interface Recent {
 /** Streams compared field by field before the key text is built (lines of a few containers interleave). */
 const RECENT = 8;
 
+/**
+ * Most stream keys remembered. Labels that change line by line (an id put in
+ * a label) would make a stream of every line: past this many the memory is
+ * dropped and starts again, and a stream seen again gets a second row (a
+ * harmless duplicate: each line names one).
+ */
+export const MAX_STREAMS = 100_000;
+
 const textOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 /** A line's container name: the `container_name` label, else `container` (docker_logs' label). */
@@ -54,8 +62,12 @@ export class Streams {
 
   /**
    * @param labelsText the JSON of a label set (the store's memo of it).
+   * @param max most stream keys remembered (MAX_STREAMS).
    */
-  constructor(private readonly labelsText: (labels: Record<string, string>) => string) {}
+  constructor(
+    private readonly labelsText: (labels: Record<string, string>) => string,
+    private readonly max = MAX_STREAMS,
+  ) {}
 
   /** Forgets everything and reads the streams the file holds. */
   async load(conn: DuckDBConnection): Promise<void> {
@@ -63,15 +75,17 @@ export class Streams {
     this.recent.length = 0;
     this.last = this.oldest = 0;
     this.fresh = [];
-    const reader = await conn.runAndReadAll(`SELECT stream_id, source, container_name, container_id, image, labels FROM opshub_log_streams ORDER BY stream_id`);
-    let max = 0n;
+    const max = await conn.runAndReadAll(`SELECT coalesce(max(stream_id), 0) FROM opshub_log_streams`);
+    this.next = BigInt(max.getRows()[0]![0] as bigint) + 1n;
+    // The newest streams, oldest first, so that a key stored twice maps to its newest id.
+    const reader = await conn.runAndReadAll(
+      `SELECT * FROM (SELECT stream_id, source, container_name, container_id, image, labels FROM opshub_log_streams ORDER BY stream_id DESC LIMIT ${this.max}) ORDER BY stream_id`,
+    );
     for (const [id, source, name, containerId, image, labels] of reader.getRows() as Array<[bigint, string | null, string | null, string | null, string | null, string | null]>) {
       // The labels as the store writes them now (a file migrated from schema 1 holds the same text, but be sure).
       const text = labels === null ? '{}' : this.labelsText(JSON.parse(labels) as Record<string, string>);
       this.byKey.set(keyOf(source ?? '', name ?? undefined, containerId ?? undefined, image ?? undefined, text), id);
-      if (id > max) max = id;
     }
-    this.next = max + 1n;
   }
 
   /** The stream id of a log line, a new one if its stream is new. */
@@ -97,6 +111,7 @@ export class Streams {
     let id = this.byKey.get(key);
     if (id === undefined) {
       id = this.next++;
+      if (this.byKey.size >= this.max) this.byKey.clear();
       this.byKey.set(key, id);
       this.fresh.push({ id, source, container_name: name, container_id: containerId, image, labels: text, firstSeenUs: e.timestamp / 1000n });
     }

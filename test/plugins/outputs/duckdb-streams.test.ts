@@ -12,6 +12,7 @@ import { PermanentError, type Checkpoint, type WriteContext } from '../../../cor
 import { tempDir } from '../../helpers.ts';
 import type { LogRecord } from '../../../core/log.ts';
 import { createDuckdb } from '../../../plugins/outputs/duckdb/index.ts';
+import { Streams } from '../../../plugins/outputs/duckdb/streams.ts';
 import { DUCKDB_DEFAULTS, makeDuckdb, pluginContext, queryFile } from './duckdb-helpers.ts';
 
 const T = 1_773_212_400_123_456_789n; // 2026-03-11T07:00:00.123456789Z
@@ -146,4 +147,14 @@ test('a second outputs.duckdb on a file already written in this agent is refused
   } finally {
     tmp.cleanup();
   }
+});
+
+test('labels that change line by line do not grow the stream memory without bound: past its size it starts again, and a stream seen again gets a new id', () => {
+  const streams = new Streams((labels) => JSON.stringify(labels), 4);
+  const ids = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => streams.idOf(makeLog({ timestamp: T, source: 'api', message: 'x', labels: { request: `r${from + i}` } })));
+  assert.deepEqual(ids(0, 4), [1n, 2n, 3n, 4n]);
+  assert.deepEqual(ids(0, 4), [1n, 2n, 3n, 4n], 'remembered');
+  assert.deepEqual(ids(4, 13), [5n, 6n, 7n, 8n, 9n, 10n, 11n, 12n, 13n]);
+  // r0 is neither among the last 8 streams compared field by field nor in the key map (emptied twice since).
+  assert.deepEqual(ids(0, 1), [14n]);
 });
