@@ -15,7 +15,7 @@ import { PermanentError, RetryableError } from '../../../core/plugin.ts';
 import { duckdbMessage, runReadQuery, type QueryOptions, type QueryResult } from './query.ts';
 import { holdsZstd, SCHEMA_VERSION, STORAGE_VERSION, tablesDdl, VIEWS } from './schema.ts';
 import { migrateToStreams } from './migrate.ts';
-import { containerNameOf, sameLabels, Streams } from './streams.ts';
+import { containerNameOf, Streams } from './streams.ts';
 
 export interface StoreOptions {
   file: string;
@@ -78,35 +78,6 @@ const COMPACT_POSITIONS_EVERY = 10_000;
 function isEmpty(obj: Record<string, unknown>): boolean {
   for (const _ in obj) return false;
   return true;
-}
-
-/**
- * The JSON of the last few label sets: lines of a few containers, and their
- * stdout and stderr, interleave, each with a fresh but equal labels object.
- * Copies are kept, so an event's object changed later cannot go stale here.
- */
-export class LabelsJson {
-  private readonly sets: Array<Record<string, string>> = [];
-  private readonly texts: string[] = [];
-  private last = 0;
-  private oldest = 0;
-
-  constructor(private readonly size: number) {}
-
-  of(labels: Record<string, string>): string {
-    const sets = this.sets;
-    if (sameLabels(labels, sets[this.last])) return this.texts[this.last]!;
-    for (let i = 0; i < sets.length; i++) {
-      if (i !== this.last && sameLabels(labels, sets[i])) return this.texts[(this.last = i)]!;
-    }
-    const text = isEmpty(labels) ? '{}' : toJson(labels);
-    const at = sets.length < this.size ? sets.length : this.oldest;
-    this.oldest = (at + 1) % this.size;
-    sets[at] = { ...labels };
-    this.texts[at] = text;
-    this.last = at;
-    return text;
-  }
 }
 
 /** JSON text of any attribute value: bigints become numbers (or strings beyond 2^53), cycles give "{}". */
@@ -238,9 +209,8 @@ export class Store {
   private closed = false;
   /** Where in time the log lines changed, by version (see changes.ts). */
   readonly logChanges = new ChangeLog();
-  private labelsJson = new LabelsJson(8);
   /** Log streams by id (loaded when the store opens and after a rollback). */
-  private streams = new Streams((labels) => this.labelsJson.of(labels));
+  private streams = new Streams(toJson);
   private streamsStale = true;
   /** Attribute keys seen so far, to build attribute JSON without re-escaping keys (or repeated values). */
   private keys = new Map<string, AttributeKey>();

@@ -57,11 +57,11 @@ export class Streams {
   private last = 0;
   private oldest = 0;
   private next = 1n;
-  /** Streams handed out since the last take(): rows to insert with the lines. */
+  /** Streams handed out since the last insertFresh(): rows to insert with the lines. */
   private fresh: Array<StreamColumns & { id: bigint; firstSeenUs: bigint }> = [];
 
   /**
-   * @param labelsText the JSON of a label set (the store's memo of it).
+   * @param labelsText the JSON of a label set (built only for a stream not among the last few).
    * @param max most stream keys remembered (MAX_STREAMS).
    */
   constructor(
@@ -124,12 +124,15 @@ export class Streams {
 
   /** Inserts the streams handed out since the last call (inside the transaction that appends their lines). */
   async insertFresh(conn: DuckDBConnection): Promise<void> {
-    const rows = this.fresh;
-    if (rows.length === 0) return;
+    const fresh = this.fresh;
     this.fresh = [];
-    const values = rows.map((_, i) => `(CAST($${i * 7 + 1} AS BIGINT), $${i * 7 + 2}, $${i * 7 + 3}, $${i * 7 + 4}, $${i * 7 + 5}, CAST($${i * 7 + 6} AS JSON), make_timestamp(CAST($${i * 7 + 7} AS BIGINT)))`);
-    const params = rows.flatMap((s) => [s.id, s.source, s.container_name ?? null, s.container_id ?? null, s.image ?? null, s.labels, s.firstSeenUs]);
-    await conn.run(`INSERT INTO opshub_log_streams VALUES ${values.join(', ')}`, params);
+    // A few hundred rows a statement: labels that change line by line can make thousands a batch.
+    for (let from = 0; from < fresh.length; from += 500) {
+      const rows = fresh.slice(from, from + 500);
+      const values = rows.map((_, i) => `(CAST($${i * 7 + 1} AS BIGINT), $${i * 7 + 2}, $${i * 7 + 3}, $${i * 7 + 4}, $${i * 7 + 5}, CAST($${i * 7 + 6} AS JSON), make_timestamp(CAST($${i * 7 + 7} AS BIGINT)))`);
+      const params = rows.flatMap((s) => [s.id, s.source, s.container_name ?? null, s.container_id ?? null, s.image ?? null, s.labels, s.firstSeenUs]);
+      await conn.run(`INSERT INTO opshub_log_streams VALUES ${values.join(', ')}`, params);
+    }
   }
 }
 
@@ -138,7 +141,7 @@ function keyOf(source: string, name: string | undefined, containerId: string | u
 }
 
 /** Shallow equality of two label sets (inputs often build a fresh but equal object per line). */
-export function sameLabels(a: Record<string, string>, b: Record<string, string> | undefined): boolean {
+function sameLabels(a: Record<string, string>, b: Record<string, string> | undefined): boolean {
   if (!b) return false;
   let n = 0;
   for (const k in a) {
