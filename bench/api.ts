@@ -80,7 +80,7 @@ async function generate(): Promise<number> {
   await c.run(`INSERT INTO opshub_activity
     SELECT make_timestamp(ts), ts * 1000, 'u' || (i % 50), NULL, NULL, ['llama3.1:8b', 'qwen2.5:7b', 'mistral:7b'][1 + i % 3],
       CASE WHEN i % 40 = 0 THEN 'login' ELSE 'request' END, 'sess-' || (i % 50) || '-' || (i // 2000), '10.0.0.' || (i % 50), NULL,
-      'open-webui', 'open-webui', 'info', 'request by u' || (i % 50), '{}'
+      'open-webui', 'open-webui', 'info', '{}'
     FROM (SELECT i, ${startUs} + (i * ${spanUs} // ${activity}) AS ts FROM range(${activity}) r(i))`);
   await c.run('CHECKPOINT');
   c.closeSync();

@@ -1,4 +1,6 @@
-// Schema 1 → 2: a file written before log lines named their stream holds
+// Schema 1 → 2: activity rows lose the copy of their line's message (the
+// line is in opshub_logs). And a file written before log lines named their
+// stream holds
 // opshub_logs as a table. Its distinct (source, container name, id, image,
 // labels) become opshub_log_streams, its rows opshub_log_lines (the image
 // leaves the attributes JSON, as the store writes it now), and the table
@@ -50,5 +52,15 @@ export async function migrateToStreams(conn: DuckDBConnection, say: (message: st
     throw err;
   }
   say(`migrated ${rows} log lines in ${((performance.now() - started) / 1000).toFixed(1)} s (the old table's space is reused by new rows; the file does not shrink)`);
+  return true;
+}
+
+/** Drops opshub_activity.message, a copy of the log line's (schema 1); does nothing once gone. */
+export async function dropActivityMessage(conn: DuckDBConnection): Promise<boolean> {
+  const found = await conn.runAndReadAll(
+    `SELECT 1 FROM information_schema.columns WHERE table_name = 'opshub_activity' AND column_name = 'message' AND table_schema = current_schema() AND table_catalog = current_database()`,
+  );
+  if (found.getRows().length === 0) return false;
+  await conn.run('ALTER TABLE opshub_activity DROP COLUMN message');
   return true;
 }

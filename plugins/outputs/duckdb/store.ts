@@ -14,7 +14,7 @@ import type { Checkpoint, WriteContext } from '../../../core/plugin.ts';
 import { PermanentError, RetryableError } from '../../../core/plugin.ts';
 import { duckdbMessage, runReadQuery, type QueryOptions, type QueryResult } from './query.ts';
 import { holdsZstd, SCHEMA_VERSION, STORAGE_VERSION, tablesDdl, VIEWS } from './schema.ts';
-import { migrateToStreams } from './migrate.ts';
+import { dropActivityMessage, migrateToStreams } from './migrate.ts';
 import { containerNameOf, Streams } from './streams.ts';
 
 export interface StoreOptions {
@@ -158,7 +158,6 @@ const ACTIVITY_COLUMNS: ColumnSpec[] = [
   { type: 'BIGINT' },
   ...['username', 'user_id', 'email', 'model', 'action', 'session_id', 'ip_address', 'user_agent', 'source', 'container_name'].map(() => ({ type: 'VARCHAR' as const, repeats: true })),
   { type: 'VARCHAR' }, // level
-  { type: 'VARCHAR' }, // message
   { type: 'JSON' }, // metadata
 ];
 const METRIC_COLUMNS: ColumnSpec[] = [
@@ -273,6 +272,7 @@ export class Store {
     try {
       for (const ddl of tablesDdl(await hasZstd(conn))) await conn.run(ddl);
       await migrateToStreams(conn, (message) => this.opts.info?.(message));
+      await dropActivityMessage(conn);
       await compactPositions(conn);
       await conn.run(`DELETE FROM _opshub_meta WHERE "key" = 'schema_version'`);
       await conn.run(`INSERT INTO _opshub_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
@@ -700,8 +700,7 @@ function appendActivity(a: ChunkAppender, e: LogEvent, attrsJson: string): void 
   a.text(10, e.source);
   a.optionalText(11, containerNameOf(e));
   a.text(12, e.level);
-  a.text(13, e.message);
-  a.text(14, attrsJson);
+  a.text(13, attrsJson);
   a.endRow();
 }
 

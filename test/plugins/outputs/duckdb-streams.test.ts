@@ -83,12 +83,17 @@ test('each distinct source, container, image and label set is stored once; the v
   }
 });
 
+/** opshub_activity as schema 1 created it: with a copy of the line's message. */
+const V1_ACTIVITY = `CREATE TABLE opshub_activity (
+  "timestamp" TIMESTAMP NOT NULL, timestamp_ns BIGINT NOT NULL, username VARCHAR, user_id VARCHAR, email VARCHAR, model VARCHAR, action VARCHAR,
+  session_id VARCHAR, ip_address VARCHAR, user_agent VARCHAR, source VARCHAR, container_name VARCHAR, level VARCHAR, message VARCHAR, metadata JSON)`;
+
 /** opshub_logs as schema 1 created it: one table. */
 const V1_LOGS = `CREATE TABLE opshub_logs (
   "timestamp" TIMESTAMP NOT NULL, timestamp_ns BIGINT NOT NULL, source VARCHAR, container_name VARCHAR, container_id VARCHAR,
   level VARCHAR, category VARCHAR, message VARCHAR, labels JSON, attributes JSON)`;
 
-test('a schema 1 file (opshub_logs a table) is migrated at start: the same rows through the view, the image out of the attributes, new lines joining the migrated streams', async () => {
+test('a schema 1 file (opshub_logs a table) is migrated at start: the same rows through the view, the image out of the attributes, new lines joining the migrated streams, activity without its message copy', async () => {
   const tmp = tempDir();
   const file = path.join(tmp.dir, 'opshub.duckdb');
   try {
@@ -96,6 +101,8 @@ test('a schema 1 file (opshub_logs a table) is migrated at start: the same rows 
     const conn = await db.connect();
     await conn.run(V1_LOGS);
     await conn.run(`CREATE VIEW logs AS SELECT * FROM opshub_logs`);
+    await conn.run(V1_ACTIVITY);
+    await conn.run(`INSERT INTO opshub_activity VALUES (make_timestamp(${T / 1000n}), ${T}, 'alice', NULL, NULL, 'llama3', 'request', NULL, NULL, NULL, 'webui', 'webui', 'info', 'GET / 200', '{"username":"alice"}')`);
     await conn.run(`INSERT INTO opshub_logs VALUES
       (make_timestamp(${T / 1000n}), ${T}, 'webui', 'webui', 'webui-id', 'info', 'api_request', 'GET / 200', '{"container":"webui","stream":"stdout"}', '{"image":"example/webui:1","username":"alice"}'),
       (make_timestamp(${(T + 1n) / 1000n}), ${T + 1n}, 'webui', 'webui', 'webui-id', 'error', NULL, 'boom', '{"container":"webui","stream":"stderr"}', '{"image":"example/webui:1"}'),
@@ -127,6 +134,12 @@ test('a schema 1 file (opshub_logs a table) is migrated at start: the same rows 
     assert.deepEqual(await queryFile(file, `SELECT count(*) FROM opshub_log_streams`), [[3n]], 'the new line joined its migrated stream');
     assert.deepEqual(await queryFile(file, `SELECT value FROM _opshub_meta WHERE "key" = 'schema_version'`), [['2']]);
     assert.deepEqual(await queryFile(file, `SELECT count(*) FROM logs`), [[5n]], 'the old view is replaced by the current one');
+    assert.deepEqual(
+      await queryFile(file, `SELECT username, model, container_name, metadata::VARCHAR FROM opshub_activity`),
+      [['alice', 'llama3', 'webui', '{"username":"alice"}']],
+      'activity rows keep all but the copy of the message',
+    );
+    assert.deepEqual(await queryFile(file, `SELECT count(*) FROM information_schema.columns WHERE table_name = 'opshub_activity' AND column_name = 'message'`), [[0n]]);
   } finally {
     tmp.cleanup();
   }

@@ -33,7 +33,7 @@ async function store(rows: Activity[]): Promise<DuckDBConnection> {
       values.push(r.user, r.action, r.model, r.session, r.ip);
       const p = j * 5;
       const ns = BigInt(r.ms) * 1_000_000n;
-      return `(make_timestamp(${ns / 1000n}), ${ns}, $${p + 1}, NULL, NULL, $${p + 3}, $${p + 2}, $${p + 4}, $${p + 5}, NULL, 'webhook', NULL, 'info', '', '{}')`;
+      return `(make_timestamp(${ns / 1000n}), ${ns}, $${p + 1}, NULL, NULL, $${p + 3}, $${p + 2}, $${p + 4}, $${p + 5}, NULL, 'webhook', NULL, 'info', '{}')`;
     });
     await conn.run(`INSERT INTO opshub_activity VALUES ${tuples.join(', ')}`, values);
   }
