@@ -309,11 +309,18 @@ test('analytics: users (sessions, peak, top models, hours of the day) and models
 });
 
 test('errors/summary: errors by container and category, the error rate and the most frequent messages', async () => {
-  // Other tests make the web container print more: count what /logs says it printed.
-  const webLines = (await f.json(`/logs/${f.web.name}?tail=10000`)).logs;
+  // Other tests make the web container print more, and their last lines may
+  // still be on their way to the store: count what /logs says it holds, with
+  // the summary read between two equal answers of /logs.
+  const held = async () => (await f.json(`/logs/${f.web.name}?tail=10000`)).logs;
+  let webLines = await held();
+  let s = await f.json('/errors/summary?period=24');
+  for (let again = await held(); again.length !== webLines.length; again = await held()) {
+    webLines = again;
+    s = await f.json('/errors/summary?period=24');
+  }
   const webErrors = webLines.filter((l: any) => l.level === 'error' || l.level === 'critical');
   assert.ok(webErrors.length >= 2);
-  const s = await f.json('/errors/summary?period=24');
   assert.equal(s.period, '24h');
   const web = s.by_container.find((c: any) => c.container === f.web.name);
   const job = s.by_container.find((c: any) => c.container === f.job.name);
