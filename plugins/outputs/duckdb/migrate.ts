@@ -1,13 +1,15 @@
-// Schema 1 → 2: activity rows lose the copy of their line's message (the
-// line is in opshub_logs). And a file written before log lines named their
-// stream holds
-// opshub_logs as a table. Its distinct (source, container name, id, image,
+// Schema 1 → 2. A file written before log lines named their stream holds
+// opshub_logs as a table: its distinct (source, container name, id, image,
 // labels) become opshub_log_streams, its rows opshub_log_lines (the image
 // leaves the attributes JSON, as the store writes it now), and the table
 // makes way for the view of that name — in one transaction, so a crash
-// leaves the file as it was, to be migrated at the next start.
+// leaves the file as it was, to be migrated at the next start. And activity
+// rows lose the copy of their line's message (the line is in opshub_logs).
 
 import type { DuckDBConnection } from '@duckdb/node-api';
+
+/** information_schema rows of the open database's own schema. */
+const HERE = 'table_schema = current_schema() AND table_catalog = current_database()';
 
 /** The image attribute, when a string: what schema 2 keeps in the stream. */
 const IMAGE = `CASE WHEN json_type(attributes, '$.image') = 'VARCHAR' THEN attributes->>'$.image' END`;
@@ -19,7 +21,7 @@ const IMAGE = `CASE WHEN json_type(attributes, '$.image') = 'VARCHAR' THEN attri
  */
 export async function migrateToStreams(conn: DuckDBConnection, say: (message: string) => void): Promise<boolean> {
   const kind = await conn.runAndReadAll(
-    `SELECT table_type FROM information_schema.tables WHERE table_name = 'opshub_logs' AND table_schema = current_schema() AND table_catalog = current_database()`,
+    `SELECT table_type FROM information_schema.tables WHERE table_name = 'opshub_logs' AND ${HERE}`,
   );
   if (kind.getRows()[0]?.[0] !== 'BASE TABLE') return false;
   const started = performance.now();
@@ -58,7 +60,7 @@ export async function migrateToStreams(conn: DuckDBConnection, say: (message: st
 /** Drops opshub_activity.message, a copy of the log line's (schema 1); does nothing once gone. */
 export async function dropActivityMessage(conn: DuckDBConnection): Promise<boolean> {
   const found = await conn.runAndReadAll(
-    `SELECT 1 FROM information_schema.columns WHERE table_name = 'opshub_activity' AND column_name = 'message' AND table_schema = current_schema() AND table_catalog = current_database()`,
+    `SELECT 1 FROM information_schema.columns WHERE table_name = 'opshub_activity' AND column_name = 'message' AND ${HERE}`,
   );
   if (found.getRows().length === 0) return false;
   await conn.run('ALTER TABLE opshub_activity DROP COLUMN message');
