@@ -146,7 +146,7 @@ export function createDuckdb(config: DuckdbConfig, ctx: PluginContext, deps: { n
       retained.compressed += report.compressed.length;
       retained.purged += report.purged.length;
       if (report.archived.length || report.purged.length) {
-        ctx.log.info(`retention: archived ${report.archived.length} table-days to ${archiveDir}, compressed ${report.compressed.length}, purged ${report.purged.length}`);
+        ctx.log.info(`retention: archived ${report.archived.length} table-days to ${archiveDir}, compressed ${report.compressed.length}, purged ${report.purged.length}${report.streams_dropped ? `; dropped ${report.streams_dropped} streams no line names any more` : ''}`);
       }
       return report;
     });

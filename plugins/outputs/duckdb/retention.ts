@@ -65,6 +65,8 @@ export interface RetentionReport {
   purged: Array<{ table: DayTable; day: string }>;
   /** Rows deleted from the database because they were already past purge_days. */
   dropped_rows: number;
+  /** Rows of opshub_log_streams deleted because no line in the database names them any more. */
+  streams_dropped: number;
 }
 
 /** YYYY-MM-DD of the UTC day `days` days before `nowMs`. */
@@ -193,24 +195,29 @@ async function compressDay(conn: DuckDBConnection, table: DayTable, day: string,
 /** Archives, compresses and purges according to `cfg` as of `nowMs`. Run it inside the store's exclusive(). */
 export async function runRetention(conn: DuckDBConnection, layout: ArchiveLayout, cfg: RetentionConfig, nowMs: number): Promise<RetentionReport> {
   const archiveDir = layout.dir;
-  const report: RetentionReport = { archived: [], compressed: [], purged: [], dropped_rows: 0 };
+  const report: RetentionReport = { archived: [], compressed: [], purged: [], dropped_rows: 0, streams_dropped: 0 };
   const archiveBefore = dayBefore(nowMs, cfg.active_days);
   const coldBefore = dayBefore(nowMs, cfg.archive_days);
   const purgeBefore = dayBefore(nowMs, cfg.purge_days);
   await recover(conn, archiveDir);
 
+  let linesLeft = false;
   for (const table of DAY_TABLES) {
     // Rows already past purge_days are not worth archiving.
     const dropped = await conn.runAndReadAll(`DELETE FROM ${STORED_IN[table]} WHERE "timestamp" < CAST(${sqlString(purgeBefore)} AS TIMESTAMP) RETURNING 1`);
     report.dropped_rows += dropped.currentRowCount;
+    if (table === 'opshub_logs' && dropped.currentRowCount > 0) linesLeft = true;
     const days = await conn.runAndReadAll(
       `SELECT DISTINCT CAST(CAST("timestamp" AS DATE) AS VARCHAR) AS day FROM ${table} WHERE "timestamp" < CAST(${sqlString(archiveBefore)} AS TIMESTAMP) ORDER BY day`,
     );
     for (const [day] of days.getRows() as Array<[string]>) {
       const rows = await archiveDay(conn, layout, table, day, day < coldBefore ? 'zstd' : 'snappy');
       report.archived.push({ table, day, rows });
+      if (table === 'opshub_logs') linesLeft = true;
     }
   }
+  // The archive holds each line's stream columns (written through the view), so a stream no line in the database names is not needed.
+  if (linesLeft) report.streams_dropped = await dropUnnamedStreams(conn);
 
   const warm = await conn.runAndReadAll(
     `SELECT table_name, CAST(day AS VARCHAR), path FROM _opshub_archive WHERE codec <> 'zstd' AND day < CAST($1 AS DATE) AND day >= CAST($2 AS DATE) ORDER BY day`,
@@ -232,6 +239,18 @@ export async function runRetention(conn: DuckDBConnection, layout: ArchiveLayout
   await conn.run(`DELETE FROM _opshub_archive WHERE day < CAST($1 AS DATE)`, [purgeBefore]);
   await refreshArchiveViews(conn, archiveDir);
   return report;
+}
+
+/**
+ * Deletes the streams no line of opshub_log_lines names (their lines archived
+ * or purged); returns how many. The store must reload its stream ids after
+ * this (a container seen again gets a new row).
+ */
+export async function dropUnnamedStreams(conn: DuckDBConnection): Promise<number> {
+  const dropped = await conn.runAndReadAll(
+    `DELETE FROM opshub_log_streams s WHERE NOT EXISTS (SELECT 1 FROM opshub_log_lines l WHERE l.stream_id = s.stream_id) RETURNING 1`,
+  );
+  return dropped.currentRowCount;
 }
 
 /** Whether any day of `table` is archived. */

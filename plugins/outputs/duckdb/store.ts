@@ -239,12 +239,17 @@ export class Store {
   /**
    * Runs `fn` after everything queued before it on the writer (writes,
    * checkpoints, retention never overlap). Unless `logsUntouched`, readers
-   * are then told that any log line may have changed.
+   * are then told that any log line may have changed, and the streams are
+   * read again before the next write (retention deletes those no line names).
    */
   exclusive<T>(fn: () => Promise<T>, logsUntouched = false): Promise<T> {
     const run = this.serial(async () => {
       await this.settle();
-      return fn();
+      try {
+        return await fn();
+      } finally {
+        if (!logsUntouched) this.streamsStale = true;
+      }
     });
     return logsUntouched ? run : run.finally(() => this.logChanges.everything());
   }

@@ -61,6 +61,7 @@ test('retention with a fake clock: old days move to Parquet and leave the databa
     // Days 8..90 ago are archived, for each of the three tables; 91..100 were past purge_days.
     assert.equal(report.archived.length, 83 * 3);
     assert.equal(report.dropped_rows, 10 * (3 + 1 + 1));
+    assert.equal(report.streams_dropped, 0, 'both containers still have lines in the database');
 
     const q = async (sql: string) => (await out.store.query(sql, { maxRows: 10_000, timeoutMs: 10_000 })).rows;
     assert.deepEqual(await q(`SELECT min(CAST("timestamp" AS DATE))::VARCHAR, count(DISTINCT CAST("timestamp" AS DATE)) FROM opshub_logs`), [[keepFrom, 8]]);
@@ -99,6 +100,7 @@ test('retention with a fake clock: old days move to Parquet and leave the databa
       'opshub_logs 2026-03-24 3',
       'opshub_metrics 2026-03-24 1',
     ]);
+    assert.equal(second.streams_dropped, 1, "the late line's stream (no container) is named by no line left in the database");
     assert.ok(second.compressed.some((c) => c.table === 'opshub_logs' && c.day === '2026-03-01'));
     assert.ok(second.purged.some((p) => p.table === 'opshub_logs' && p.day === '2025-12-31'));
     assert.deepEqual(await codec('2026-03-01'), ['ZSTD']);
@@ -110,6 +112,41 @@ test('retention with a fake clock: old days move to Parquet and leave the databa
   // The database itself no longer holds the archived days (and is readable after shutdown).
   assert.deepEqual(await queryFile(file, `SELECT count(*) FROM opshub_logs WHERE "timestamp" < '2026-03-25'`), [[0n]]);
   tmp.cleanup();
+});
+
+test("retention drops the streams no line in the database names; a container seen again gets a new stream and its lines join it", async () => {
+  const tmp = tempDir();
+  const out = makeDuckdb(tmp.dir, { retention: { enabled: false, active_days: 7, archive_days: 30, purge_days: 90, interval: '1h' } }, () => NOW);
+  const at = (daysAgo: number, ms = 0) => BigInt(NOW - daysAgo * DAY + ms) * NS;
+  const line = (container: string, daysAgo: number, message: string, ms = 0) =>
+    makeLog({ timestamp: at(daysAgo, ms), source: 'docker', labels: { container }, attributes: { image: `example/${container}:1` }, message });
+  const q = async (sql: string) => (await out.store.query(sql, { maxRows: 100, timeoutMs: 10_000 })).rows;
+  try {
+    await out.start!();
+    const first = [line('gone', 10, 'old line of a removed container'), line('ollama', 10, 'old ollama line'), line('ollama', 0, 'recent ollama line')];
+    await out.write(first, { positions: first.map(() => undefined), checkpoints: [] });
+    const report = await out.runRetention();
+    assert.equal(report.streams_dropped, 1);
+    assert.deepEqual(await q(`SELECT container_name, image FROM opshub_log_streams ORDER BY ALL`), [['ollama', 'example/ollama:1']]);
+    // The archive keeps the removed container's stream columns.
+    assert.deepEqual(await q(`SELECT container_name, image, message FROM opshub_logs_archive ORDER BY ALL`), [
+      ['gone', 'example/gone:1', 'old line of a removed container'],
+      ['ollama', 'example/ollama:1', 'old ollama line'],
+    ]);
+
+    // Both containers write again: the store read its streams again, so no line names the dropped one.
+    const again = [line('gone', 0, 'gone is back', 1), line('ollama', 0, 'ollama again', 2)];
+    await out.write(again, { positions: again.map(() => undefined), checkpoints: [] });
+    assert.deepEqual(await q(`SELECT container_name, image, message FROM opshub_logs ORDER BY timestamp_ns`), [
+      ['ollama', 'example/ollama:1', 'recent ollama line'],
+      ['gone', 'example/gone:1', 'gone is back'],
+      ['ollama', 'example/ollama:1', 'ollama again'],
+    ]);
+    assert.deepEqual(await q(`SELECT (SELECT count(*) FROM opshub_log_lines), (SELECT count(*) FROM opshub_log_streams)`), [[3, 2]]);
+  } finally {
+    await out.stop!();
+    tmp.cleanup();
+  }
 });
 
 test('a crash between the archive commit and the rename is completed at the next start', async () => {
