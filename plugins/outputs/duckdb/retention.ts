@@ -201,23 +201,23 @@ export async function runRetention(conn: DuckDBConnection, layout: ArchiveLayout
   const purgeBefore = dayBefore(nowMs, cfg.purge_days);
   await recover(conn, archiveDir);
 
-  let linesLeft = false;
+  let logsMoved = false;
   for (const table of DAY_TABLES) {
     // Rows already past purge_days are not worth archiving.
     const dropped = await conn.runAndReadAll(`DELETE FROM ${STORED_IN[table]} WHERE "timestamp" < CAST(${sqlString(purgeBefore)} AS TIMESTAMP) RETURNING 1`);
     report.dropped_rows += dropped.currentRowCount;
-    if (table === 'opshub_logs' && dropped.currentRowCount > 0) linesLeft = true;
+    if (table === 'opshub_logs' && dropped.currentRowCount > 0) logsMoved = true;
     const days = await conn.runAndReadAll(
       `SELECT DISTINCT CAST(CAST("timestamp" AS DATE) AS VARCHAR) AS day FROM ${table} WHERE "timestamp" < CAST(${sqlString(archiveBefore)} AS TIMESTAMP) ORDER BY day`,
     );
     for (const [day] of days.getRows() as Array<[string]>) {
       const rows = await archiveDay(conn, layout, table, day, day < coldBefore ? 'zstd' : 'snappy');
       report.archived.push({ table, day, rows });
-      if (table === 'opshub_logs') linesLeft = true;
+      if (table === 'opshub_logs') logsMoved = true;
     }
   }
   // The archive holds each line's stream columns (written through the view), so a stream no line in the database names is not needed.
-  if (linesLeft) report.streams_dropped = await dropUnnamedStreams(conn);
+  if (logsMoved) report.streams_dropped = await dropUnnamedStreams(conn);
 
   const warm = await conn.runAndReadAll(
     `SELECT table_name, CAST(day AS VARCHAR), path FROM _opshub_archive WHERE codec <> 'zstd' AND day < CAST($1 AS DATE) AND day >= CAST($2 AS DATE) ORDER BY day`,
