@@ -206,14 +206,13 @@ export async function runRetention(conn: DuckDBConnection, layout: ArchiveLayout
     // Rows already past purge_days are not worth archiving.
     const dropped = await conn.runAndReadAll(`DELETE FROM ${STORED_IN[table]} WHERE "timestamp" < CAST(${sqlString(purgeBefore)} AS TIMESTAMP) RETURNING 1`);
     report.dropped_rows += dropped.currentRowCount;
-    if (table === 'opshub_logs' && dropped.currentRowCount > 0) logsMoved = true;
     const days = await conn.runAndReadAll(
       `SELECT DISTINCT CAST(CAST("timestamp" AS DATE) AS VARCHAR) AS day FROM ${table} WHERE "timestamp" < CAST(${sqlString(archiveBefore)} AS TIMESTAMP) ORDER BY day`,
     );
+    if (table === 'opshub_logs') logsMoved = dropped.currentRowCount > 0 || days.currentRowCount > 0;
     for (const [day] of days.getRows() as Array<[string]>) {
       const rows = await archiveDay(conn, layout, table, day, day < coldBefore ? 'zstd' : 'snappy');
       report.archived.push({ table, day, rows });
-      if (table === 'opshub_logs') logsMoved = true;
     }
   }
   // The archive holds each line's stream columns (written through the view), so a stream no line in the database names is not needed.
@@ -246,7 +245,7 @@ export async function runRetention(conn: DuckDBConnection, layout: ArchiveLayout
  * or purged); returns how many. The store must reload its stream ids after
  * this (a container seen again gets a new row).
  */
-export async function dropUnnamedStreams(conn: DuckDBConnection): Promise<number> {
+async function dropUnnamedStreams(conn: DuckDBConnection): Promise<number> {
   const dropped = await conn.runAndReadAll(
     `DELETE FROM opshub_log_streams s WHERE NOT EXISTS (SELECT 1 FROM opshub_log_lines l WHERE l.stream_id = s.stream_id) RETURNING 1`,
   );
